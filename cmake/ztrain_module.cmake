@@ -1,0 +1,31 @@
+# Helpers that keep every module built the same way.
+#   zt_module(NAME core DEPS ...)  -> static library zt_core from src/core/**.cc
+#   zt_test_dir(DIR core DEPS ...) -> one gtest binary from tests/core/*_test.cc (+ helpers)
+
+function(zt_module)
+  cmake_parse_arguments(M "" "NAME" "DEPS" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS
+       ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
+  list(FILTER srcs EXCLUDE REGEX ".*/cuda/.*")
+  add_library(zt_${M_NAME} STATIC ${srcs})
+  target_include_directories(zt_${M_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(zt_${M_NAME} PUBLIC ${M_DEPS})
+endfunction()
+
+function(zt_test_dir)
+  cmake_parse_arguments(T "" "DIR;LABEL" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${T_DIR}/*.cc)
+  if(NOT srcs)
+    return()
+  endif()
+  string(REPLACE "/" "_" tname ${T_DIR})
+  add_executable(test_${tname} ${srcs})
+  target_link_libraries(test_${tname} PRIVATE ${T_DEPS} zt_test_support GTest::gtest GTest::gtest_main)
+  if(NOT T_LABEL)
+    set(T_LABEL cpu)
+  endif()
+  gtest_discover_tests(test_${tname}
+    PROPERTIES LABELS ${T_LABEL}
+    DISCOVERY_TIMEOUT 60
+    TEST_PREFIX "${tname}.")
+endfunction()

@@ -1,0 +1,104 @@
+// The one table of ZT_* settings, and their parsing.
+#include "core/settings.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+extern char** environ;
+
+namespace zt::settings {
+namespace {
+
+constexpr Info kSettings[] = {
+    {"ZT_LOG_LEVEL", "info", "least severe log level printed: debug, info, warning, error"},
+    {"ZT_NUM_THREADS", "0", "CPU threads for kernels (OpenMP); 0 uses every core"},
+    {"ZT_DUMP_IR", "", "comma-separated pass names after which the IR is dumped, or 'all'"},
+    {"ZT_DUMP_DIR", "", "directory for IR dumps; empty prints them to stderr"},
+    {"ZT_EXEC_MEMORY", "arena",
+     "executor memory mode: 'arena' (the static plan) or 'dynamic' (allocate each value at its "
+     "definition, free after its last use; for checking the plan)"},
+};
+
+const Info* Find(std::string_view name) {
+  for (const Info& s : kSettings)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+[[noreturn]] void DieBadSetting(const Status& s) {
+  std::fprintf(stderr, "ztrain: error: %s\n", s.message().c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+std::span<const Info> All() { return kSettings; }
+
+std::string GetString(std::string_view name) {
+  const Info* info = Find(name);
+  ZT_CHECK(info != nullptr) << "setting " << name << " is not declared in core/settings.cc";
+  std::string key(name);
+  const char* v = std::getenv(key.c_str());
+  return v ? std::string(v) : std::string(info->default_value);
+}
+
+StatusOr<int64_t> GetInt(std::string_view name) {
+  std::string v = GetString(name);
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0)
+    return InvalidArgument(std::string(name) + "='" + v + "' is not an integer");
+  return static_cast<int64_t>(x);
+}
+
+StatusOr<double> GetDouble(std::string_view name) {
+  std::string v = GetString(name);
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0')
+    return InvalidArgument(std::string(name) + "='" + v + "' is not a number");
+  return x;
+}
+
+StatusOr<bool> GetBool(std::string_view name) {
+  std::string v = GetString(name);
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
+  return InvalidArgument(std::string(name) + "='" + v +
+                         "' is not a boolean; use 1/0, true/false, yes/no or on/off");
+}
+
+std::vector<std::string> UnknownInEnvironment() {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.substr(0, 3) != "ZT_") continue;
+    std::string_view key = kv.substr(0, kv.find('='));
+    if (!Find(key)) out.emplace_back(key);
+  }
+  return out;
+}
+
+int NumThreads() {
+  auto v = GetInt("ZT_NUM_THREADS");
+  if (!v.ok()) DieBadSetting(v.status());
+  if (*v < 0) DieBadSetting(InvalidArgument("ZT_NUM_THREADS must be >= 0"));
+  return static_cast<int>(*v);
+}
+
+std::string LogLevel() { return GetString("ZT_LOG_LEVEL"); }
+std::string DumpIrAfter() { return GetString("ZT_DUMP_IR"); }
+std::string DumpDir() { return GetString("ZT_DUMP_DIR"); }
+
+std::string HelpText() {
+  std::string s = "Environment settings:\n";
+  for (const Info& i : kSettings) {
+    s += "  " + std::string(i.name) + " (default '" + std::string(i.default_value) + "')\n      " +
+         std::string(i.help) + "\n";
+  }
+  return s;
+}
+
+}  // namespace zt::settings

@@ -1,0 +1,43 @@
+// adamw(param, grad, exp_avg, exp_avg_sq, scalars){beta1, beta2, eps, weight_decay}
+//   -> (param', exp_avg', exp_avg_sq'), each written in place over its input.
+// Decoupled weight decay and bias correction as torch.optim.AdamW:
+//   g = grad * multiplier; p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+//   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+// exp_avg and exp_avg_sq are f32; param and grad any floating type of the same shape.
+#include "ir/ops/adamw.h"
+
+#include "ir/ops/op_helpers.h"
+
+namespace zt::ir {
+
+void RegisterAdamWOps(OpRegistry& r) {
+  OpDef d;
+  d.name = "adamw";
+  d.doc = "AdamW update of one parameter, in place";
+  d.input_names = {"param", "grad", "exp_avg", "exp_avg_sq", "scalars"};
+  d.min_inputs = d.max_inputs = 5;
+  d.output_names = {"", "exp_avg", "exp_avg_sq"};
+  d.attrs = {{"beta1", AttrType::kFloat, 0.9},
+             {"beta2", AttrType::kFloat, 0.999},
+             {"eps", AttrType::kFloat, 1e-8},
+             {"weight_decay", AttrType::kFloat, 0.01}};
+  d.infer = [](std::span<const TypeSpec> in, const AttrMap&) -> StatusOr<std::vector<TypeSpec>> {
+    using namespace ops;
+    ZT_RETURN_IF_ERROR(ExpectFloating(in, 0, "param"));
+    ZT_RETURN_IF_ERROR(ExpectFloating(in, 1, "grad"));
+    ZT_RETURN_IF_ERROR(ExpectSameShape(in, 0, 1, "param", "grad"));
+    ZT_RETURN_IF_ERROR(ExpectSameShape(in, 0, 2, "param", "exp_avg"));
+    ZT_RETURN_IF_ERROR(ExpectSameShape(in, 0, 3, "param", "exp_avg_sq"));
+    if (in[2].dtype != DType::kF32 || in[3].dtype != DType::kF32)
+      return InvalidArgument("adamw: exp_avg and exp_avg_sq must be f32");
+    if (in[4].dtype != DType::kF32 || in[4].shape != Shape{kAdamWScalars})
+      return InvalidArgument("adamw: scalars must be f32[" + std::to_string(kAdamWScalars) + "]");
+    return std::vector<TypeSpec>{in[0], in[2], in[3]};
+  };
+  d.cost = ops::ElementwiseCost(16);
+  d.aliases = {{0, 0, AliasKind::kInPlace}, {1, 2, AliasKind::kInPlace}, {2, 3, AliasKind::kInPlace}};
+  d.side_effects = true;
+  r.Register(std::move(d));
+}
+
+}  // namespace zt::ir

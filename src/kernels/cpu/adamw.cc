@@ -1,0 +1,67 @@
+// CPU AdamW: the same float operations, in the same order, as torch.optim.AdamW's single-tensor
+// path, so results agree to rounding.
+#include "kernels/cpu/adamw.h"
+
+#include <cmath>
+
+#include "backend/cpu/parallel.h"
+#include "ir/ops/adamw.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/kernel.h"
+
+namespace zt {
+
+void adamw_fwd(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+               const float* scalars, const AdamWHyper& h) {
+  double lr = scalars[ir::kAdamWLr];
+  double bc1 = scalars[ir::kAdamWBiasCorrection1];
+  double bc2 = scalars[ir::kAdamWBiasCorrection2];
+  float mult = scalars[ir::kAdamWGradMultiplier];
+  float decay = static_cast<float>(1.0 - lr * h.weight_decay);
+  float b1 = static_cast<float>(h.beta1), one_minus_b1 = static_cast<float>(1.0 - h.beta1);
+  float b2 = static_cast<float>(h.beta2), one_minus_b2 = static_cast<float>(1.0 - h.beta2);
+  float neg_step = static_cast<float>(-(lr / bc1));
+  float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  float eps = static_cast<float>(h.eps);
+  float* m = exp_avg.as<float>();
+  float* v = exp_avg_sq.as<float>();
+  DispatchFloat(param.dtype, [&](auto ptag) {
+    using P = decltype(ptag);
+    P* p = static_cast<P*>(param.data);
+    DispatchFloat(grad.dtype, [&](auto gtag) {
+      using G = decltype(gtag);
+      const G* g = static_cast<const G*>(grad.data);
+      ParallelFor(param.numel(), 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float gi = ToF32(g[i]);
+          if (mult != 1.0f) gi *= mult;
+          float pi = ToF32(p[i]) * decay;
+          float mi = m[i] * b1 + gi * one_minus_b1;
+          float vi = v[i] * b2 + one_minus_b2 * gi * gi;
+          float denom = std::sqrt(vi) / bc2_sqrt + eps;
+          pi = pi + neg_step * (mi / denom);
+          m[i] = mi;
+          v[i] = vi;
+          p[i] = FromF32<P>(pi);
+        }
+      });
+    });
+  });
+}
+
+namespace {
+Status AdamWKernel(const KernelContext& c) {
+  AdamWHyper h{c.attrs.GetFloat("beta1"), c.attrs.GetFloat("beta2"), c.attrs.GetFloat("eps"),
+               c.attrs.GetFloat("weight_decay")};
+  // Outputs alias inputs (in place): write through the outputs, read through the inputs.
+  ZT_CHECK(c.outputs[0].data == c.inputs[0].data && c.outputs[1].data == c.inputs[2].data &&
+           c.outputs[2].data == c.inputs[3].data)
+      << "adamw must run in place";
+  adamw_fwd(c.outputs[0], c.inputs[1], c.outputs[1], c.outputs[2], c.inputs[4].as<float>(), h);
+  return OkStatus();
+}
+}  // namespace
+
+void RegisterAdamWCpuKernels(KernelRegistry& r) { r.Register("adamw", DeviceKind::kCPU, AdamWKernel); }
+
+}  // namespace zt
