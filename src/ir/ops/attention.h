@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ir/builder.h"
 
@@ -14,5 +15,8 @@ void RegisterAttentionOps(OpRegistry& r);
 
 namespace ops {
 Value* CausalSelfAttention(Builder& b, Value* q, Value* k, Value* v, const std::string& name = "");
+// The general form: returns {out, lse}. scale 0 means 1/sqrt(D).
+std::vector<Value*> Attention(Builder& b, Value* q, Value* k, Value* v, bool causal, double scale = 0.0,
+                              const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir

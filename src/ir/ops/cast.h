@@ -11,6 +11,7 @@ class OpRegistry;
 void RegisterCastOps(OpRegistry& r);
 
 namespace ops {
+// Returns x itself (no node) when x already has dtype `to`.
 Value* Cast(Builder& b, Value* x, DType to, const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir

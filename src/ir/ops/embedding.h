@@ -11,7 +11,16 @@ namespace zt::ir {
 class OpRegistry;
 void RegisterEmbeddingOps(OpRegistry& r);
 
+// Workspace of embedding_bwd (its op's rule; the CPU kernel lays it out the same way):
+// int64 row offsets [num_embeddings + 1] then int64 positions [num_ids] (ids sorted by row,
+// stably), each aligned.
+size_t EmbeddingBwdWorkspaceBytes(int64_t num_ids, int64_t num_embeddings);
+
 namespace ops {
 Value* Embedding(Builder& b, Value* ids, Value* table, const std::string& name = "");
+// d table [num_embeddings, C] from ids [...] and dout [..., C]: zeros, then dout's rows added at
+// their ids (the backward of Embedding; emitted by its backward rule).
+Value* EmbeddingBwd(Builder& b, Value* ids, Value* dout, int64_t num_embeddings,
+                    const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir

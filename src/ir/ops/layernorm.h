@@ -2,6 +2,8 @@
 // rstd f32 [...] saved for layernorm_bwd(dy, x, w, mean, rstd) -> (dx, dw, db).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "ir/builder.h"
@@ -9,6 +11,13 @@
 namespace zt::ir {
 class OpRegistry;
 void RegisterLayerNormOps(OpRegistry& r);
+
+// layernorm_bwd sums dw and db over the rows of x through a fixed partition of the rows into
+// chunks that depends on the row count only (never on the thread count): one f64 partial sum per
+// chunk lives in the workspace, and the partials are combined in chunk order. These give the chunk
+// count and the workspace bytes the op's workspace rule asks for (the CPU kernel uses the same).
+int64_t LayerNormBwdChunks(int64_t rows);
+size_t LayerNormBwdWorkspaceBytes(int64_t rows, int64_t c);
 
 namespace ops {
 struct LayerNormResult {

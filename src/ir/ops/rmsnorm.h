@@ -2,6 +2,8 @@
 // for rmsnorm_bwd(dy, x, w, rstd) -> (dx, dw). y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "ir/builder.h"
@@ -9,6 +11,12 @@
 namespace zt::ir {
 class OpRegistry;
 void RegisterRmsNormOps(OpRegistry& r);
+
+// rmsnorm_bwd sums dw over the rows of x through a fixed partition of the rows into chunks that
+// depends on the row count only (never on the thread count): one f64 partial sum per chunk lives
+// in the workspace, combined in chunk order. Chunk count and workspace bytes of the op's rule.
+int64_t RmsNormBwdChunks(int64_t rows);
+size_t RmsNormBwdWorkspaceBytes(int64_t rows, int64_t c);
 
 namespace ops {
 struct RmsNormResult {

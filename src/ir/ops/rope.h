@@ -13,5 +13,7 @@ void RegisterRopeOps(OpRegistry& r);
 
 namespace ops {
 Value* Rope(Builder& b, Value* x, double theta, const std::string& name = "");
+// The inverse rotation (angle -a): rope(x){theta, inverse=true}. Undoes Rope exactly up to rounding.
+Value* RopeInverse(Builder& b, Value* x, double theta, const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir
