@@ -47,6 +47,11 @@ void MemoryStats::ResetPeaks() {
   peak_total_ = live_total_;
 }
 
+MemoryStats::Snapshot MemoryStats::Snap() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return Snapshot{live_, peak_, live_total_, peak_total_};
+}
+
 std::string MemoryStats::ToString() const {
   std::lock_guard<std::mutex> l(mu_);
   std::string s;

@@ -22,6 +22,12 @@ class MemoryStats {
   int64_t live_total() const;
   int64_t peak_total() const;  // peak of the sum, not the sum of peaks
   void ResetPeaks();           // peaks := current live values
+  // A consistent copy of every counter (taken under one lock).
+  struct Snapshot {
+    std::array<int64_t, kNumMemCategories> live{}, peak{};
+    int64_t live_total = 0, peak_total = 0;
+  };
+  Snapshot Snap() const;
   std::string ToString() const;
 
  private:

@@ -32,7 +32,7 @@ static std::string FloatToString(double d) {
   return s;
 }
 
-static std::string QuoteString(const std::string& s) {
+std::string QuoteString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') out += '\\';

@@ -21,6 +21,8 @@ using AttrValue = std::variant<int64_t, double, bool, std::string, std::vector<i
 AttrType TypeOf(const AttrValue& v);
 // The text form used by the IR printer: 3, 1e-05, true, "s", [1,2], bf16.
 std::string AttrValueToString(const AttrValue& v);
+// "s" with '"' and '\\' escaped by a backslash and newlines written as \n (the parser's form).
+std::string QuoteString(const std::string& s);
 
 class AttrMap {
  public:

@@ -77,7 +77,9 @@ Status AppendBackward(Graph& g, Value* loss, const std::vector<Value*>& params,
     std::vector<bool> need;
     bool any_need = false;
     for (int i = 0; i < static_cast<int>(n->inputs.size()); ++i) {
-      bool nd = !n->op->IsNondiff(i) && depends_on_param.count(n->inputs[i]) > 0;
+      // Integer values never carry gradients, whether or not the op declares them nondiff.
+      bool nd = !n->op->IsNondiff(i) && IsFloating(n->inputs[i]->dtype) &&
+                depends_on_param.count(n->inputs[i]) > 0;
       need.push_back(nd);
       any_need |= nd;
     }

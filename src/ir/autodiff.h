@@ -1,8 +1,8 @@
 // Autodiff: appends the backward graph of a scalar loss with respect to marked parameters.
 // Invariants: a node's backward rule runs only when one of its outputs carries a gradient and one
-// of its inputs needs one; a value used several times gets the sum of its gradients; every
-// parameter gets a gradient value (zeros when the loss does not depend on it), recorded in
-// Graph::grads() and placed in the gradients memory category.
+// of its inputs needs one (integer values never do); a value used several times gets the sum of
+// its gradients; every parameter gets a gradient value (zeros when the loss does not depend on
+// it), recorded in Graph::grads() and placed in the gradients memory category.
 #pragma once
 
 #include <vector>

@@ -162,6 +162,10 @@ class Parser {
     return InvalidArgument("IR line " + std::to_string(tok_.line) + ": " + msg +
                            (tok_.kind == Tok::kEnd ? " (at end of text)" : " (at '" + tok_.text + "')"));
   }
+  // For errors found after the offending tokens were consumed: names the line they were on.
+  static Status ErrAt(int line, const std::string& msg) {
+    return InvalidArgument("IR line " + std::to_string(line) + ": " + msg);
+  }
   bool IsPunct(const char* p) const { return tok_.kind == Tok::kPunct && tok_.text == p; }
   Status ExpectPunct(const char* p) {
     if (!IsPunct(p)) return Err(std::string("expected '") + p + "'");
@@ -235,10 +239,11 @@ class Parser {
 
   // dtype followed immediately by [dims], e.g. f32[2,3]; the lexer splits them.
   StatusOr<TypeSpec> Type() {
+    int line = tok_.line;
     ZT_ASSIGN_OR_RETURN(DType d, DTypeTok());
     ZT_ASSIGN_OR_RETURN(auto dims, IntList());
     for (int64_t x : dims)
-      if (x < 0) return Err("negative dimension");
+      if (x < 0) return ErrAt(line, "negative dimension");
     return TypeSpec{d, Shape(dims)};
   }
 
@@ -266,8 +271,9 @@ class Parser {
     }
     if (IsPunct("@")) {
       ZT_RETURN_IF_ERROR(Advance());
+      int line = tok_.line;
       ZT_ASSIGN_OR_RETURN(int64_t off, Int());
-      if (off < 0) return Err("negative offset");
+      if (off < 0) return ErrAt(line, "negative offset");
       d.offset = off;
     }
     return d;
@@ -345,9 +351,10 @@ class Parser {
     }
     std::vector<DeclInfo> outs;
     while (true) {
+      int line = tok_.line;
       ZT_ASSIGN_OR_RETURN(DeclInfo d, Decl());
       for (auto& o : outs)
-        if (o.name == d.name) return Err("%" + d.name + " is defined twice");
+        if (o.name == d.name) return ErrAt(line, "%" + d.name + " is defined twice");
       outs.push_back(d);
       if (IsPunct(",")) {
         ZT_RETURN_IF_ERROR(Advance());

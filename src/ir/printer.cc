@@ -17,13 +17,7 @@ bool IsBareName(std::string_view name) {
 }
 
 static std::string Ref(const Value* v) {
-  if (IsBareName(v->name)) return "%" + v->name;
-  std::string s = "%\"";
-  for (char c : v->name) {
-    if (c == '"' || c == '\\') s += '\\';
-    s += c;
-  }
-  return s + "\"";
+  return IsBareName(v->name) ? "%" + v->name : "%" + QuoteString(v->name);
 }
 
 static std::string Decl(const Value* v) {
@@ -61,7 +55,7 @@ std::string PrintNode(const Graph& g, const Node& n) {
 
 std::string PrintGraph(const Graph& g) {
   std::ostringstream os;
-  os << "graph " << AttrValueToString(AttrValue(g.name())) << " {\n";
+  os << "graph " << QuoteString(g.name()) << " {\n";
   for (ValueKind kind : {ValueKind::kInput, ValueKind::kParam, ValueKind::kState}) {
     for (const auto& v : g.values()) {
       if (v->kind == kind) os << "  " << ValueKindName(kind) << " " << Decl(v.get()) << "\n";

@@ -12,6 +12,18 @@ constexpr int kNumStreams = 3;  // compute, comm, copy (backend/backend.h Stream
 
 std::string TypeOf(const Value* v) { return std::string(DTypeName(v->dtype)) + v->shape.ToString(); }
 
+// Follows view aliases (not in-place ones) back to the value whose memory v shows.
+const Value* ViewRoot(const Value* v) {
+  while (v->producer != nullptr) {
+    const Alias* view = nullptr;
+    for (const Alias& a : v->producer->op->aliases)
+      if (a.output == v->producer_index && a.kind == AliasKind::kView) view = &a;
+    if (view == nullptr) break;
+    v = v->producer->inputs[view->input];
+  }
+  return v;
+}
+
 }  // namespace
 
 Status Verify(const Graph& g) {
@@ -72,11 +84,22 @@ Status Verify(const Graph& g) {
     Status st = NormalizeAttrs(op, attrs);
     if (!st.ok()) return st.WithContext(where);
     if (!(attrs == n->attrs)) {
-      for (const AttrSpec& a : op.attrs)
-        if (!n->attrs.Has(a.name)) return InvalidArgument(where + ": attribute '" + a.name + "' is missing");
+      for (const AttrSpec& a : op.attrs) {
+        const AttrValue* v = n->attrs.Find(a.name);
+        if (v == nullptr) return InvalidArgument(where + ": attribute '" + a.name + "' is missing");
+        // NormalizeAttrs accepts an int for a float (converting it); a node must hold the float.
+        if (TypeOf(*v) != a.type) {
+          return InvalidArgument(where + ": attribute '" + a.name + "' of op '" + op.name + "' is stored as " +
+                                 AttrTypeName(TypeOf(*v)) + ", must be " + AttrTypeName(a.type));
+        }
+      }
     }
     auto inferred = op.infer(InputTypes(*n), n->attrs);
-    if (!inferred.ok()) return inferred.status().WithContext(where);
+    if (!inferred.ok()) {
+      std::string ins;
+      for (const Value* in : n->inputs) ins += (ins.empty() ? "%" : ", %") + in->name + ": " + TypeOf(in);
+      return Status(inferred.status().code(), where + ": " + inferred.status().message() + " (inputs " + ins + ")");
+    }
     if (inferred->size() != n->outputs.size()) {
       return InvalidArgument(where + ": has " + std::to_string(n->outputs.size()) + " outputs, op '" +
                              op.name + "' defines " + std::to_string(inferred->size()));
@@ -106,7 +129,12 @@ Status Verify(const Graph& g) {
       if (in->dtype != out->dtype || in->nbytes() != out->nbytes()) {
         return InvalidArgument(where + ": in-place output %" + out->name + " differs in size from %" + in->name);
       }
-      consumed.insert(in);
+      // Overwriting `in` overwrites every view of the same memory defined so far, too.
+      const Value* root = ViewRoot(in);
+      for (const Value* v : defined) {
+        if (v->producer == n) continue;
+        if (ViewRoot(v) == root) consumed.insert(v);
+      }
     }
     seen_nodes.insert(n);
   }
@@ -125,7 +153,7 @@ Status Verify(const Graph& g) {
   for (const auto& [p, gr] : g.grads()) {
     if (!g.Contains(p) || !g.Contains(gr)) return InvalidArgument("a gradient entry names a value not in the graph");
     if (p->kind != ValueKind::kParam) return InvalidArgument("gradient of %" + p->name + ", which is not a param");
-    if (p->shape != gr->shape) {
+    if (p->shape != gr->shape || p->dtype != gr->dtype) {
       return InvalidArgument("gradient %" + gr->name + " " + TypeOf(gr) + " does not match param %" +
                              p->name + " " + TypeOf(p));
     }

@@ -19,17 +19,13 @@ using namespace ir::ops;
 using ir::Value;
 
 Status ValidateGpt2(const Gpt2Config& c, const BuildOptions& o) {
-  auto positive = [](int64_t v, const char* key) -> Status {
-    if (v <= 0) return InvalidArgument(std::string("GPT-2 config: ") + key + " must be > 0, is " + std::to_string(v));
-    return OkStatus();
-  };
-  ZT_RETURN_IF_ERROR(positive(c.vocab_size, "vocab_size"));
-  ZT_RETURN_IF_ERROR(positive(c.n_positions, "n_positions"));
-  ZT_RETURN_IF_ERROR(positive(c.n_embd, "n_embd"));
-  ZT_RETURN_IF_ERROR(positive(c.n_layer, "n_layer"));
-  ZT_RETURN_IF_ERROR(positive(c.n_head, "n_head"));
-  ZT_RETURN_IF_ERROR(positive(o.batch, "batch size"));
-  ZT_RETURN_IF_ERROR(positive(o.seq, "sequence length"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.vocab_size, "GPT-2", "vocab_size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.n_positions, "GPT-2", "n_positions"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.n_embd, "GPT-2", "n_embd"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.n_layer, "GPT-2", "n_layer"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.n_head, "GPT-2", "n_head"));
+  ZT_RETURN_IF_ERROR(RequirePositive(o.batch, "GPT-2", "batch size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(o.seq, "GPT-2", "sequence length"));
   if (c.n_embd % c.n_head != 0)
     return InvalidArgument("GPT-2 config: n_embd (" + std::to_string(c.n_embd) + ") must be divisible by n_head (" +
                            std::to_string(c.n_head) + ")");

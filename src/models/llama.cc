@@ -19,19 +19,15 @@ using namespace ir::ops;
 using ir::Value;
 
 Status ValidateLlama(const LlamaConfig& c, const BuildOptions& o) {
-  auto positive = [](int64_t v, const char* key) -> Status {
-    if (v <= 0) return InvalidArgument(std::string("Llama config: ") + key + " must be > 0, is " + std::to_string(v));
-    return OkStatus();
-  };
-  ZT_RETURN_IF_ERROR(positive(c.vocab_size, "vocab_size"));
-  ZT_RETURN_IF_ERROR(positive(c.hidden_size, "hidden_size"));
-  ZT_RETURN_IF_ERROR(positive(c.intermediate_size, "intermediate_size"));
-  ZT_RETURN_IF_ERROR(positive(c.num_hidden_layers, "num_hidden_layers"));
-  ZT_RETURN_IF_ERROR(positive(c.num_attention_heads, "num_attention_heads"));
-  ZT_RETURN_IF_ERROR(positive(c.num_key_value_heads, "num_key_value_heads"));
-  ZT_RETURN_IF_ERROR(positive(c.max_position_embeddings, "max_position_embeddings"));
-  ZT_RETURN_IF_ERROR(positive(o.batch, "batch size"));
-  ZT_RETURN_IF_ERROR(positive(o.seq, "sequence length"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.vocab_size, "Llama", "vocab_size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.hidden_size, "Llama", "hidden_size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.intermediate_size, "Llama", "intermediate_size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.num_hidden_layers, "Llama", "num_hidden_layers"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.num_attention_heads, "Llama", "num_attention_heads"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.num_key_value_heads, "Llama", "num_key_value_heads"));
+  ZT_RETURN_IF_ERROR(RequirePositive(c.max_position_embeddings, "Llama", "max_position_embeddings"));
+  ZT_RETURN_IF_ERROR(RequirePositive(o.batch, "Llama", "batch size"));
+  ZT_RETURN_IF_ERROR(RequirePositive(o.seq, "Llama", "sequence length"));
   if (c.hidden_size % c.num_attention_heads != 0)
     return InvalidArgument("Llama config: hidden_size must be divisible by num_attention_heads");
   if (c.num_attention_heads % c.num_key_value_heads != 0)

@@ -23,4 +23,7 @@ struct BuildOptions {
   DType dtype = DType::kF32;  // parameter and activation dtype
 };
 
+// InvalidArgument "<family> config: <key> must be > 0, is <v>" unless v > 0.
+Status RequirePositive(int64_t v, const char* family, const char* key);
+
 }  // namespace zt::models

@@ -9,7 +9,8 @@
 namespace zt {
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::unique_ptr<ir::Graph> g, const TrainerSpec& spec,
-                                                   Backend& backend, const CompileOptions& compile) {
+                                                   Backend& backend, const CompileOptions& compile,
+                                                   const ExecutorOptions& exec) {
   if (!spec.tokens || !spec.targets || !spec.loss) return InvalidArgument("Trainer needs tokens, targets and loss values");
   ZT_RETURN_IF_ERROR(ir::AppendBackward(*g, spec.loss, ir::ParamsOf(*g)));
   ZT_RETURN_IF_ERROR(ir::AppendAdamW(*g, spec.adamw));
@@ -21,7 +22,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::unique_ptr<ir::Graph> g,
   t->targets_ = spec.targets;
   t->loss_ = spec.loss;
   t->scalars_ = pg.FindValue(ir::kAdamWScalarsInput);
-  ZT_ASSIGN_OR_RETURN(t->executor_, Executor::Create(*t->program_, backend));
+  ZT_ASSIGN_OR_RETURN(t->executor_, Executor::Create(*t->program_, backend, exec));
   return t;
 }
 

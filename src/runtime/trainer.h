@@ -25,7 +25,8 @@ struct TrainerSpec {
 class Trainer {
  public:
   static StatusOr<std::unique_ptr<Trainer>> Create(std::unique_ptr<ir::Graph> forward, const TrainerSpec& spec,
-                                                   Backend& backend, const CompileOptions& compile = {});
+                                                   Backend& backend, const CompileOptions& compile = {},
+                                                   const ExecutorOptions& exec = {});
 
   // Fills every parameter through `init` (given a host tensor of the parameter's type) and zeroes
   // the optimizer states.

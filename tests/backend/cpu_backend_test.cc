@@ -132,7 +132,9 @@ void CheckCoverage(int64_t n, int64_t grain) {
   ASSERT_FALSE(chunks.empty());
   for (auto& [b, e] : chunks) {
     EXPECT_LT(b, e) << "empty chunk";
-    if (chunks.size() > 1) EXPECT_GE(e - b, std::max<int64_t>(grain, 1)) << "n " << n << " grain " << grain;
+    if (chunks.size() > 1) {
+      EXPECT_GE(e - b, std::max<int64_t>(grain, 1)) << "n " << n << " grain " << grain;
+    }
   }
 }
 

@@ -35,7 +35,9 @@ std::unique_ptr<Graph> RoundTrip(const Graph& g) {
   EXPECT_TRUE(pv.ok()) << pv.ToString() << "\n" << again;
   auto twice = ParseGraph(again);
   EXPECT_TRUE(twice.ok());
-  if (twice.ok()) EXPECT_EQ(PrintGraph(**twice), text);
+  if (twice.ok()) {
+    EXPECT_EQ(PrintGraph(**twice), text);
+  }
   return std::move(*parsed);
 }
 
@@ -61,7 +63,7 @@ TEST(IrText, AttributesOfEveryTypeAndAwkwardValues) {
   }
   b.Emit("test_attrs", {x}, {{"i", std::numeric_limits<int64_t>::max()}}, "big");
   std::string text = PrintGraph(g);
-  EXPECT_NE(text.find("%t0, %t0.aux : f32[] = test_attrs(%x) {b=true, dt=f32, f=1e-05, i=-7, "
+  EXPECT_NE(text.find("%t0 : f32[2,3], %t0.aux : f32[] = test_attrs(%x) {b=true, dt=f32, f=1e-05, i=-7, "
                       "ints=[-1,0,0,-9223372036854775808], s=\"say \\\"hi\\\" \\\\ then\\nnew line"),
             std::string::npos)
       << text;

@@ -36,6 +36,8 @@ std::string Name(const AttnCase& c) {
          (c.causal ? "causal" : "full") + (c.scale != 0 ? "scaled" : "");
 }
 
+void PrintTo(const AttnCase& c, std::ostream* os) { *os << Name(c); }
+
 // Full probability matrix P[b][h][t][s] in double (masked entries 0) and lse[b][h][t].
 struct RefProbs {
   std::vector<double> p, lse;

@@ -1,10 +1,12 @@
 // Cross-entropy: loss and lse against a double-precision reference written here (ignore_index
-// rows, custom ignore_index, i32/i64 targets, V = 1 and V = 37, 1e4-scale logits, bf16/f16
+// rows, custom ignore_index, i32/i64 targets, V = 1 and V = 37, zero rows, 1e4-scale logits, bf16/f16
 // storage), dlogits against the analytic double formula, the all-ignored case (loss 0, zero
 // gradients), finite-difference gradcheck of logits, the lse gradient being ignored, shape-rule
 // rejections, costs, and CHECK-failure on an out-of-range target.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ir/autodiff.h"
@@ -33,8 +35,14 @@ struct Case {
 const std::vector<Case> kCases = {
     {{4, 37}, kIgnore, {1}},          {{2, 3, 5}, kIgnore, {0, 4}}, {{1, 1}, kIgnore, {}},
     {{7, 1}, kIgnore, {3}},           {{1, 37}, kIgnore, {}},       {{3, 64}, 0, {2}},
-    {{5, 300}, -1, {0, 1, 4}},        {{37}, kIgnore, {}},          {{2, 2, 2, 3}, 7, {5}},
+    {{5, 300}, -1, {0, 1, 4}},        {{37}, kIgnore, {}},          {{2, 2, 2, 3}, 7, {5}},       {{0, 5}, kIgnore, {}},
 };
+
+// Readable parameter names in failure messages.
+void PrintTo(const Case& k, std::ostream* os) {
+  *os << "logits" << Shape(k.logits) << " ignore_index " << k.ignore_index << " (" << k.ignored_rows.size()
+      << " rows ignored)";
+}
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& i) { return "case" + std::to_string(i.index); }
 
@@ -115,6 +123,9 @@ void CheckCase(const Case& k, DType dtype, DType tdtype, float scale, double los
   Reference ref = Ref(xv, tv, v, k.ignore_index, dloss);
   float got_loss = r.Get("loss")[0];
   EXPECT_TRUE(std::isfinite(got_loss));
+  if (k.ignored_rows.size() == tv.size()) {
+    EXPECT_EQ(got_loss, 0.0f) << "every target ignored";
+  }
   EXPECT_NEAR(got_loss, ref.loss, loss_tol * (1 + std::fabs(ref.loss)));
   auto got_lse = r.Get("loss.lse");
   ASSERT_EQ(got_lse.size(), ref.lse.size());
@@ -129,9 +140,10 @@ void CheckCase(const Case& k, DType dtype, DType tdtype, float scale, double los
     EXPECT_NEAR(got_d[i], ref.dlogits[i], grad_tol * (1e-3 + std::fabs(ref.dlogits[i]))) << "dlogits " << i;
   }
   // Ignored rows: exactly zero gradient.
-  for (size_t row = 0; row < tv.size(); ++row)
-    if (tv[row] == k.ignore_index)
-      for (int64_t j = 0; j < v; ++j) EXPECT_EQ(got_d[row * v + j], 0.0f) << "row " << row;
+  for (size_t row = 0; row < tv.size(); ++row) {
+    if (tv[row] != k.ignore_index) continue;
+    for (int64_t j = 0; j < v; ++j) EXPECT_EQ(got_d[row * v + j], 0.0f) << "row " << row;
+  }
 }
 
 class CrossEntropyCase : public ::testing::TestWithParam<Case> {};
@@ -170,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(All, CrossEntropyCase, ::testing::ValuesIn(kCases), Cas
 TEST(CrossEntropy, AllIgnoredIsZero) {
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     Case k{{3, 5}, kIgnore, {0, 1, 2}};
-    CheckCase(k, dtype, DType::kI32, 3.0f, 0, 0);  // loss exactly 0, gradient exactly 0
+    CheckCase(k, dtype, DType::kI32, 3.0f, 1e-5, 1e-4);  // checks loss == 0 and zero rows exactly
   }
 }
 
@@ -284,26 +296,43 @@ TEST(CrossEntropy, Cost) {
   EXPECT_EQ(ir::NodeWorkspace(*dx->producer), 0u);
 }
 
-// The loss does not depend on the thread count (row terms summed in row order in double).
-TEST(CrossEntropy, LossIndependentOfThreadCount) {
+// Loss, lse and dlogits do not depend on the thread count (row terms summed in row order in
+// double; rows independent), and match the reference when rows are really split over threads.
+TEST(CrossEntropy, IndependentOfThreadCount) {
   const int64_t rows = 3000, v = 29;
   auto xv = RandomUniform(rows * v, 61, -5, 5);
   auto ti = RandomInts(rows, 62, 0, v);
-  std::vector<double> ws(rows + 64);
-  std::vector<float> lse(rows);
+  for (int64_t r = 0; r < rows; r += 7) ti[r] = kIgnore;
+  std::vector<double> ws(ir::CrossEntropyWorkspaceBytes(rows) / 8);
+  std::vector<std::vector<float>> lses, dxs;
   std::vector<float> losses;
   int saved = omp_get_max_threads();
   for (int threads : {1, 2, 5}) {
     omp_set_num_threads(threads);
-    float loss = -1;
-    cross_entropy_fwd(Tensor(xv.data(), DType::kF32, Shape{rows, v}), Tensor(ti.data(), DType::kI64, Shape{rows}),
-                      kIgnore, Tensor(&loss, DType::kF32, Shape{}), Tensor(lse.data(), DType::kF32, Shape{rows}),
+    float loss = -1, dloss = 0.5f;
+    std::vector<float> lse(rows), dx(rows * v);
+    Tensor tx(xv.data(), DType::kF32, Shape{rows, v});
+    Tensor tt(ti.data(), DType::kI64, Shape{rows});
+    Tensor tlse(lse.data(), DType::kF32, Shape{rows});
+    cross_entropy_fwd(tx, tt, kIgnore, Tensor(&loss, DType::kF32, Shape{}), tlse,
                       Tensor(ws.data(), DType::kU8, Shape{static_cast<int64_t>(ws.size() * 8)}));
+    cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore,
+                      Tensor(dx.data(), DType::kF32, Shape{rows, v}));
     losses.push_back(loss);
+    lses.push_back(lse);
+    dxs.push_back(dx);
   }
   omp_set_num_threads(saved);
-  EXPECT_EQ(losses[0], losses[1]);
-  EXPECT_EQ(losses[0], losses[2]);
+  for (size_t i = 1; i < losses.size(); ++i) {
+    EXPECT_EQ(losses[0], losses[i]);
+    EXPECT_EQ(lses[0], lses[i]);
+    EXPECT_EQ(dxs[0], dxs[i]);
+  }
+  Reference ref = Ref(xv, ti, v, kIgnore, 0.5);
+  EXPECT_NEAR(losses.back(), ref.loss, 1e-5 * (1 + ref.loss));
+  for (int64_t r = 0; r < rows; ++r) ASSERT_NEAR(lses.back()[r], ref.lse[r], 1e-5 * (1 + std::fabs(ref.lse[r]))) << r;
+  for (size_t i = 0; i < ref.dlogits.size(); ++i)
+    ASSERT_NEAR(dxs.back()[i], ref.dlogits[i], 1e-4 * (1e-3 + std::fabs(ref.dlogits[i]))) << i;
 }
 
 class CrossEntropyDeathTest : public ::testing::Test {

@@ -12,6 +12,16 @@
 
 namespace zt::testing {
 
+GradInput Arg(const std::string& name, Shape shape, bool differentiable, float lo, float hi) {
+  GradInput in;
+  in.name = name;
+  in.shape = std::move(shape);
+  in.differentiable = differentiable;
+  in.lo = lo;
+  in.hi = hi;
+  return in;
+}
+
 void GradCheck(const std::vector<GradInput>& inputs, const GradBuildFn& build, const GradCheckOptions& o) {
   auto g = std::make_unique<ir::Graph>("gradcheck");
   ir::Builder b(g.get());

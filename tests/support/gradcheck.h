@@ -21,6 +21,9 @@ struct GradInput {
   std::vector<float> values;    // explicit values instead of random ones
 };
 
+// A checked (or, with differentiable = false, a fixed) f32 input drawn uniformly from [lo, hi].
+GradInput Arg(const std::string& name, Shape shape, bool differentiable = true, float lo = -1, float hi = 1);
+
 struct GradCheckOptions {
   double step = 1e-2;       // finite-difference step h
   double atol = 2e-3;       // |analytic - numeric| <= atol + rtol * |numeric|
