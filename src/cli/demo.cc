@@ -9,7 +9,7 @@
 #include "data/markov.h"
 #include "models/gpt2.h"
 #include "models/init.h"
-#include "runtime/trainer.h"
+#include "runtime/engine.h"
 
 namespace zt::cli {
 
@@ -31,14 +31,20 @@ int RunDemo(const DemoOptions& o) {
     return 1;
   }
   CpuBackend backend;
-  TrainerSpec spec{m->tokens, m->targets, m->loss, {}};
-  spec.adamw.weight_decay = 0.0;
-  auto trainer = Trainer::Create(std::move(g), spec, backend);
+  EngineOptions eo;
+  eo.optimizer.weight_decay = 0.0;
+  eo.optimizer.lr = o.lr;
+  eo.scheduler.type = "WarmupLR";
+  eo.scheduler.warmup_min_lr = 0;
+  eo.scheduler.warmup_max_lr = o.lr;
+  eo.scheduler.warmup_num_steps = 20;
+  eo.scheduler.warmup_type = "linear";
+  auto trainer = Engine::Create(std::move(g), {m->tokens, m->targets, m->loss}, eo, backend);
   if (!trainer.ok()) {
     std::fprintf(stderr, "ztrain: error: %s\n", trainer.status().ToString().c_str());
     return 1;
   }
-  Trainer& t = **trainer;
+  Engine& t = **trainer;
   Status st = t.InitParams([&](const ir::Value& p, const Tensor& host) {
     models::InitParam(p.name, host, {.std = 0.02, .n_layer = c.n_layer, .seed = o.seed});
   });
@@ -53,19 +59,18 @@ int RunDemo(const DemoOptions& o) {
   std::printf("synthetic Markov corpus: loss floor ln(2) = %.4f; %.1f MFLOP per step; memory plan %.2f MiB\n",
               corpus.LossFloor(), t.program().flops_per_step() / 1e6, t.program().plan().arena_total / 1048576.0);
   std::mt19937_64 rng(o.seed + 1);
-  std::vector<int32_t> tokens, targets;
   auto start = std::chrono::steady_clock::now();
   for (int64_t step = 1; step <= o.steps; ++step) {
-    corpus.Sample(batch, seq, rng, tokens, targets);
-    double warm = std::min(1.0, static_cast<double>(step) / 20.0);
-    auto loss = t.Step(tokens, targets, o.lr * warm);
-    if (!loss.ok()) {
-      std::fprintf(stderr, "ztrain: error: %s\n", loss.status().ToString().c_str());
+    auto stats = t.TrainStep([&](int, std::vector<int32_t>& tok, std::vector<int32_t>& tgt) {
+      corpus.Sample(batch, seq, rng, tok, tgt);
+    });
+    if (!stats.ok()) {
+      std::fprintf(stderr, "ztrain: error: %s\n", stats.status().ToString().c_str());
       return 1;
     }
     if (step % o.print_every == 0 || step == 1 || step == o.steps) {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("step %4lld  loss %.4f  (floor %.4f)  %.1f steps/s\n", static_cast<long long>(step), *loss,
+      std::printf("step %4lld  loss %.4f  (floor %.4f)  %.1f steps/s\n", static_cast<long long>(step), stats->loss,
                   corpus.LossFloor(), static_cast<double>(step) / secs);
       std::fflush(stdout);
     }

@@ -87,7 +87,7 @@ struct OpDef {
   std::vector<int> nondiff_inputs;        // inputs that never receive a gradient (e.g. token ids)
   CostFn cost;                            // empty: 0 flops, bytes = sizes of inputs and outputs
   WorkspaceFn workspace;                  // empty: no workspace
-  std::vector<Alias> aliases;
+  std::vector<Alias> aliases;             // those naming an absent optional input do not apply
   bool side_effects = false;              // never removed by dead-code elimination
 
   bool IsNondiff(int input) const;

@@ -1,6 +1,13 @@
-// Appends the optimizer step to a graph that has a backward pass: one adamw node per parameter
-// (phase optimizer), its two f32 moment states, and the per-step scalars input that the runtime
-// fills (learning rate, bias corrections, gradient multiplier; see ir/ops/adamw.h).
+// Appends the optimizer step to a graph that has a backward pass (Graph::grads()):
+//  - grad_accum > 1: one f32 accumulation buffer per parameter ("<p>.grad_acc", gradients
+//    category); each micro-batch's backward ends with accumulate(acc, grad); the optimizer reads
+//    the buffers and zeroes them after the update;
+//  - sum_squares over every stored gradient ("optimizer.grad_sumsq": the squared global norm, for
+//    clipping, overflow detection and logging);
+//  - one in-place adamw node per parameter with its two f32 moments ("<p>.exp_avg",
+//    "<p>.exp_avg_sq") and, with master_weights, an f32 master copy ("<p>.master"), all in the
+//    optimizer_state category;
+//  - the per-step scalars input "optimizer.scalars" (ir/ops/adamw.h) that the runtime fills.
 #pragma once
 
 #include <string>
@@ -19,9 +26,19 @@ struct AdamWOptions {
   bool no_decay_for_vectors = false;
 };
 
-inline constexpr const char* kAdamWScalarsInput = "optimizer.scalars";
+struct OptimizerStepOptions {
+  AdamWOptions adamw;
+  bool master_weights = false;  // f32 master copies of low-precision parameters
+  int64_t grad_accum = 1;       // micro-batches per optimizer step
+};
 
-// Requires g.grads() (from AppendBackward). Adds states "<param>.exp_avg" and "<param>.exp_avg_sq".
-Status AppendAdamW(Graph& g, const AdamWOptions& options);
+inline constexpr const char* kAdamWScalarsInput = "optimizer.scalars";
+inline constexpr const char* kGradSumSquares = "optimizer.grad_sumsq";
+
+Status AppendOptimizerStep(Graph& g, const OptimizerStepOptions& options);
+
+// Names of the per-parameter states the optimizer step adds.
+std::string MasterName(const Value& param);
+std::string GradAccumName(const Value& param);
 
 }  // namespace zt::ir

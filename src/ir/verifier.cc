@@ -124,6 +124,8 @@ Status Verify(const Graph& g) {
     }
     for (const Alias& a : op.aliases) {
       if (a.kind != AliasKind::kInPlace) continue;
+      // Aliases of optional inputs apply only when the node has them.
+      if (a.input >= nin || a.output >= static_cast<int>(n->outputs.size())) continue;
       const Value* in = n->inputs[a.input];
       const Value* out = n->outputs[a.output];
       if (in->dtype != out->dtype || in->nbytes() != out->nbytes()) {

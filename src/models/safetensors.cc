@@ -45,12 +45,17 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not hang; it is rejected below as not a regular file.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return NotFound("cannot open safetensors file " + path + ": " + std::strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0) {
     ::close(fd);
     return DataLoss("cannot stat " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgument("safetensors path " + path + " is not a regular file");
   }
   auto f = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   f->size_ = static_cast<size_t>(st.st_size);
@@ -128,9 +133,13 @@ Status SafetensorsFile::Parse(const std::string& label) {
     if (b > e) return bad("entry '" + name + "' has data_offsets begin > end");
     if (e > data_size) return bad("entry '" + name + "' ends at byte " + std::to_string(e) + " past the data (" +
                                   std::to_string(data_size) + " bytes); the file may be truncated");
-    if (e - b != numel * DTypeSize(*dt)) {
+    // 128-bit product: numel * size can exceed 2^64, and a wrapped product must not match.
+    unsigned __int128 need = static_cast<unsigned __int128>(numel) * DTypeSize(*dt);
+    if (need != e - b) {
+      std::string need_text = need >> 64 ? std::to_string(numel) + " x " + std::to_string(DTypeSize(*dt))
+                                         : std::to_string(static_cast<uint64_t>(need));
       return bad("entry '" + name + "' has " + std::to_string(e - b) + " bytes but its dtype and shape need " +
-                 std::to_string(numel * DTypeSize(*dt)));
+                 need_text);
     }
     entries_.push_back({name, *dt, Shape(dims), static_cast<size_t>(b), static_cast<size_t>(e - b)});
   }
@@ -172,7 +181,12 @@ Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite
                       {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
-  std::string h = header.dump();
+  std::string h;
+  try {
+    h = header.dump();
+  } catch (const std::exception& e) {  // e.g. a name or metadata value that is not UTF-8
+    return InvalidArgument("WriteSafetensors: cannot write the header of " + path + ": " + e.what());
+  }
   while ((8 + h.size()) % 8 != 0) h += ' ';  // keep the data 8-byte aligned
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -204,6 +218,14 @@ Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite
     err = errno;
     ::unlink(tmp.c_str());
     return Unavailable("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+  }
+  // Make the rename durable: fsync the directory that holds the file.
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (dir.empty()) dir = "/";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
   }
   return OkStatus();
 }

@@ -56,7 +56,8 @@ struct TensorToWrite {
   std::string name;
   Tensor tensor;  // host memory
 };
-// Writes atomically: to "<path>.tmp", fsync, rename. Names must be unique.
+// Writes atomically: to "<path>.tmp", fsync, rename, fsync the directory. Names must be unique;
+// names and metadata must be UTF-8 (else InvalidArgument, nothing written).
 Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                         const std::map<std::string, std::string>& metadata = {});
 

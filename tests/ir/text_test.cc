@@ -1,6 +1,6 @@
 // IR text: PrintGraph -> ParseGraph -> PrintGraph gives identical text (multi-output nodes, nodes
 // without outputs, attributes of every type with awkward values, phase/stream/deps, planned
-// offsets and categories, names that need quotes, a graph after AppendBackward + AppendAdamW),
+// offsets and categories, names that need quotes, a graph after AppendBackward + AppendOptimizerStep),
 // and parse errors name the line and what was wrong.
 #include <gtest/gtest.h>
 
@@ -187,7 +187,7 @@ std::unique_ptr<Graph> TrainingGraph() {
   o.weight_decay = 0.1;
   o.eps = 1e-05;
   o.no_decay_for_vectors = true;
-  ZT_CHECK_OK(AppendAdamW(*g, o));
+  ZT_CHECK_OK(AppendOptimizerStep(*g, {.adamw = o, .master_weights = false, .grad_accum = 2}));
   g->outputs() = {y};
   return g;
 }

@@ -176,7 +176,7 @@ TEST(Verifier, DependencyOnLaterNode) {
 // p:param, gr:input, m,v:state, s:input scalars;  #0 adamw(p, gr, m, v, s)
 struct AdamWGraph {
   Graph g{"opt"};
-  Value *p, *gr, *m, *v, *s;
+  Value *p, *gr, *m, *v, *s, *ss;
   std::vector<Value*> outs;
   AdamWGraph() {
     Builder b(&g);
@@ -185,8 +185,9 @@ struct AdamWGraph {
     m = b.State("m", DType::kF32, Shape{4}, MemCategory::kOptimizerState);
     v = b.State("v", DType::kF32, Shape{4}, MemCategory::kOptimizerState);
     s = b.Input("s", DType::kF32, Shape{kAdamWScalars});
+    ss = b.Input("ss", DType::kF32, Shape{});
     b.set_phase(Phase::kOptimizer);
-    outs = b.Emit("adamw", {p, gr, m, v, s}, {}, "upd");
+    outs = b.Emit("adamw", {p, gr, m, v, s, ss}, {}, "upd");
   }
 };
 
@@ -215,7 +216,8 @@ TEST(Verifier, ViewOfInPlaceOverwrittenValueUsedLater) {
   Value* m = b.State("m", DType::kF32, Shape{4}, MemCategory::kOptimizerState);
   Value* v = b.State("v", DType::kF32, Shape{4}, MemCategory::kOptimizerState);
   Value* s = b.Input("s", DType::kF32, Shape{kAdamWScalars});
-  b.Emit("adamw", {p, gr, m, v, s}, {}, "upd");
+  Value* ss = b.Input("ss", DType::kF32, Shape{});
+  b.Emit("adamw", {p, gr, m, v, s, ss}, {}, "upd");
   EXPECT_TRUE(Verify(g).ok());
   ops::Scale(b, view, 1.0, "late");
   ExpectRejected(g, {"node #2 'scale' -> %late: uses %pview after an earlier node overwrote it in place"});

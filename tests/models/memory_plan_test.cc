@@ -8,7 +8,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "models/gpt2.h"
 #include "models/init.h"
-#include "runtime/trainer.h"
+#include "runtime/engine.h"
 #include "support/graph_runner.h"
 
 namespace zt {
@@ -32,8 +32,7 @@ StepResult Train(ExecMemoryMode mode, passes::PlanStats* plan) {
   auto m = models::BuildGpt2(b, c, {.batch = 2, .seq = 8});
   ZT_CHECK(m.ok());
   CpuBackend backend;
-  TrainerSpec spec{m->tokens, m->targets, m->loss, {}};
-  auto t = Trainer::Create(std::move(g), spec, backend, {}, {.memory = mode});
+  auto t = Engine::Create(std::move(g), {m->tokens, m->targets, m->loss}, {}, backend, {}, {.memory = mode});
   ZT_CHECK(t.ok()) << t.status().ToString();
   ZT_CHECK_OK((*t)->InitParams([&](const ir::Value& p, const Tensor& host) {
     models::InitParam(p.name, host, {.std = 0.02, .n_layer = c.n_layer, .seed = 7});
@@ -41,10 +40,12 @@ StepResult Train(ExecMemoryMode mode, passes::PlanStats* plan) {
   StepResult r;
   for (int step = 0; step < 3; ++step) {
     auto tok = testing::RandomInts(16, 100 + step, 0, 50), tgt = testing::RandomInts(16, 200 + step, 0, 50);
-    std::vector<int32_t> tokens(tok.begin(), tok.end()), targets(tgt.begin(), tgt.end());
-    auto loss = (*t)->Step(tokens, targets, 1e-3);
-    ZT_CHECK(loss.ok());
-    r.losses.push_back(*loss);
+    auto stats = (*t)->TrainStep([&](int, std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
+      tokens.assign(tok.begin(), tok.end());
+      targets.assign(tgt.begin(), tgt.end());
+    });
+    ZT_CHECK(stats.ok()) << stats.status().ToString();
+    r.losses.push_back(static_cast<float>(stats->loss));
   }
   for (const auto& v : (*t)->program().graph().values()) {
     if (v->kind != ir::ValueKind::kParam) continue;

@@ -15,7 +15,7 @@ namespace {
 
 void ExpectRoundTrip(std::unique_ptr<ir::Graph> g, const models::BuiltModel& m) {
   ASSERT_TRUE(ir::AppendBackward(*g, m.loss, m.params).ok());
-  ASSERT_TRUE(ir::AppendAdamW(*g, {}).ok());
+  ASSERT_TRUE(ir::AppendOptimizerStep(*g, {.master_weights = true, .grad_accum = 2}).ok());
   std::string before_plan = ir::PrintGraph(*g);
   auto p = Program::Compile(std::move(g));
   ASSERT_TRUE(p.ok()) << p.status().ToString();

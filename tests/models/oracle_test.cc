@@ -80,11 +80,13 @@ TEST(Oracle, TinyLlamaMatchesPyTorch) {
   CheckAgainstReference(std::move(g), *m, *ref);
 }
 
-// AdamW: gradients are fed as inputs, the update runs through the graph's adamw nodes.
-TEST(Oracle, AdamWMatchesTorchOverTenSteps) {
+// AdamW: gradients are fed as inputs, the update runs through the graph's sum_squares and adamw
+// nodes; with max_norm > 0 torch clips with clip_grad_norm_ first.
+void CheckAdamW(double max_norm) {
   constexpr int kSteps = 10;
   constexpr double kLr = 1e-2, kBeta1 = 0.9, kBeta2 = 0.95;
-  auto ref = testing::RunTorchReference("adamw --seed 9 --steps 10 --lr 0.01", "adamw");
+  auto ref = testing::RunTorchReference("adamw --seed 9 --steps 10 --lr 0.01 --clip " + std::to_string(max_norm),
+                                        "adamw" + std::to_string(static_cast<int>(max_norm * 10)));
   ASSERT_NE(ref, nullptr);
   auto g = std::make_unique<ir::Graph>("adamw");
   ir::Builder b(g.get());
@@ -99,7 +101,7 @@ TEST(Oracle, AdamWMatchesTorchOverTenSteps) {
   o.beta2 = kBeta2;
   o.eps = 1e-8;
   o.weight_decay = 0.1;
-  ASSERT_TRUE(ir::AppendAdamW(*g, o).ok());
+  ASSERT_TRUE(ir::AppendOptimizerStep(*g, {.adamw = o}).ok());
   GraphRunner run(std::move(g));
   for (auto& [n, s] : shapes) {
     run.Set(n, ToF32Vector(*ref, "init." + n));
@@ -108,7 +110,7 @@ TEST(Oracle, AdamWMatchesTorchOverTenSteps) {
   }
   for (int step = 0; step < kSteps; ++step) {
     for (auto& [n, s] : shapes) run.Set("grad." + n, ToF32Vector(*ref, "grad." + std::to_string(step) + "." + n));
-    auto sc = AdamWStepScalars(step + 1, kLr, kBeta1, kBeta2);
+    auto sc = AdamWStepScalars(step + 1, kLr, kBeta1, kBeta2, 1.0, max_norm);
     run.Set(ir::kAdamWScalarsInput, std::vector<float>(sc.begin(), sc.end()));
     run.Run();
   }
@@ -118,6 +120,9 @@ TEST(Oracle, AdamWMatchesTorchOverTenSteps) {
     EXPECT_LE(ScaledMaxError(run.Get(n + ".exp_avg_sq"), ToF32Vector(*ref, "exp_avg_sq." + n)), 1e-6) << n;
   }
 }
+
+TEST(Oracle, AdamWMatchesTorchOverTenSteps) { CheckAdamW(0.0); }
+TEST(Oracle, AdamWWithGlobalNormClippingMatchesTorch) { CheckAdamW(1.0); }
 
 }  // namespace
 }  // namespace zt

@@ -171,7 +171,8 @@ def run_model(a):
 
 
 def run_adamw(a):
-    """torch.optim.AdamW in float32 on three tensors for a.steps steps with given gradients."""
+    """torch.optim.AdamW in float32 on three tensors for a.steps steps with given gradients,
+    optionally clipping the global gradient norm to a.clip first (clip_grad_norm_)."""
     gen = torch.Generator().manual_seed(a.seed)
     shapes = [("w", (5, 7)), ("b", (7,)), ("s", (1,))]
     params = {n: torch.randn(*s, generator=gen) for n, s in shapes}
@@ -183,6 +184,8 @@ def run_adamw(a):
             g = torch.randn(*s, generator=gen) * (0.1 + step)
             out[f"grad.{step}.{n}"] = g.clone()
             p.grad = g
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(ps, a.clip)
         opt.step()
     for (n, _), p in zip(shapes, ps):
         out["final." + n] = p.detach().clone()
@@ -209,6 +212,7 @@ def main():
     ap.add_argument("--seq", type=int, default=9)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--clip", type=float, default=0.0)
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.model == "adamw":

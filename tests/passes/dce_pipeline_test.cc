@@ -73,7 +73,8 @@ TEST(Dce, RemovesUnusedNodesToAFixpoint) {
 
 constexpr const char* kTraining = R"(graph "g" {
   input %x : f32[4]
-  input %s : f32[4]
+  input %s : f32[5]
+  input %ss : f32[]
   param %w : f32[4]
   state %m : f32[4]
   state %v : f32[4]
@@ -83,7 +84,7 @@ constexpr const char* kTraining = R"(graph "g" {
   %gw : f32[4] !gradients = scale(%x) {alpha=1.0} phase=backward
   %g2 : f32[4] = scale(%gw) {alpha=0.5} phase=backward
   %dead2 : f32[4] = scale(%g2) {alpha=0.5} phase=backward
-  %w2 : f32[4], %m2 : f32[4], %v2 : f32[4] = adamw(%w, %g2, %m, %v, %s) {beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0} phase=optimizer
+  %w2 : f32[4], %m2 : f32[4], %v2 : f32[4] = adamw(%w, %g2, %m, %v, %s, %ss) {beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0} phase=optimizer
   loss %l
   grad %w = %gw
 }
@@ -94,7 +95,8 @@ TEST(Dce, KeepsLossGradientsAndSideEffects) {
   // inputs' producers alive. Only %dead and %dead2 go.
   ExpectDce(kTraining, R"(graph "g" {
   input %x : f32[4]
-  input %s : f32[4]
+  input %s : f32[5]
+  input %ss : f32[]
   param %w : f32[4]
   state %m : f32[4]
   state %v : f32[4]
@@ -102,7 +104,7 @@ TEST(Dce, KeepsLossGradientsAndSideEffects) {
   %l : f32[] = reduce_sum_to(%wx) {shape=[]}
   %gw : f32[4] !gradients = scale(%x) {alpha=1.0} phase=backward
   %g2 : f32[4] = scale(%gw) {alpha=0.5} phase=backward
-  %w2 : f32[4], %m2 : f32[4], %v2 : f32[4] = adamw(%w, %g2, %m, %v, %s) {beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0} phase=optimizer
+  %w2 : f32[4], %m2 : f32[4], %v2 : f32[4] = adamw(%w, %g2, %m, %v, %s, %ss) {beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0} phase=optimizer
   loss %l
   grad %w = %gw
 }

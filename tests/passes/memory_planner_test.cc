@@ -145,6 +145,7 @@ std::unique_ptr<ir::Graph> BuildRandomGraph(uint64_t seed, RandomGraphInfo* info
 
   // In-place optimizer updates at the end for some params whose shape matches a pool value.
   Value* scalars = nullptr;
+  Value* sumsq = nullptr;
   // A param is updated only when no graph output is a view of it (reading such an output after the
   // step would see the updated memory; the verifier rejects that).
   auto view_root = [](Value* v) {
@@ -169,7 +170,11 @@ std::unique_ptr<ir::Graph> BuildRandomGraph(uint64_t seed, RandomGraphInfo* info
     info->persistent.push_back(m->name);
     info->persistent.push_back(v->name);
     b.set_phase(ir::Phase::kOptimizer);
-    b.Emit("adamw", {p, grads[pick(static_cast<int64_t>(grads.size()))], m, v, scalars}, {}, p->name + ".upd");
+    if (sumsq == nullptr) {
+      sumsq = b.Input("grad_sumsq", DType::kF32, Shape{});
+      info->persistent.push_back(sumsq->name);
+    }
+    b.Emit("adamw", {p, grads[pick(static_cast<int64_t>(grads.size()))], m, v, scalars, sumsq}, {}, p->name + ".upd");
   }
   info->dce = pick(4) != 0;
   return g;
@@ -181,7 +186,9 @@ void FillPersistent(GraphRunner& r, const RandomGraphInfo& info, uint64_t seed) 
     const std::string& name = info.persistent[i];
     Value* v = r.value(name);
     if (name == ir::kAdamWScalarsInput) {
-      r.Set(name, {0.01f, 0.1f, 0.001f, 0.5f});
+      r.Set(name, {0.01f, 0.1f, 0.001f, 0.5f, 0.0f});
+    } else if (name == "grad_sumsq") {
+      r.Set(name, {1.0f});
     } else {
       r.Set(name, zt::testing::RandomUniform(v->shape.numel(), seed * 1000 + i, v->kind == ir::ValueKind::kState ? 0.0f : -1.0f, 1.0f));
     }

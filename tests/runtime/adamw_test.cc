@@ -1,7 +1,8 @@
 // The AdamW step as the executor runs it, against a hand-written double-precision AdamW
 // (decoupled weight decay, bias correction, gradient multiplier, a learning rate that changes per
 // step), for 3 steps: once on a bare adamw node (f32 and bf16 parameters), once through
-// AppendBackward + AppendAdamW (no decay for vectors). Tolerances: f32 math against double over 3
+// AppendBackward + AppendOptimizerStep (no decay for vectors). Also global-norm clipping, the
+// overflow skip (non-finite grad_sumsq leaves every state untouched) and f32 master weights. Tolerances: f32 math against double over 3
 // steps stays within a few f32 ulps of the parameter (2e-6 absolute for |p| <= ~2); bf16
 // parameters are compared after rounding the reference to bf16, within one bf16 ulp (2^-7
 // relative); moments (f32) within 1e-6 relative + 2e-7 absolute.
@@ -42,9 +43,9 @@ void RefStep(RefState& s, const std::vector<float>& grad, const Hyper& h, double
   }
 }
 
-std::vector<float> Scalars(double lr, const Hyper& h, int t, double mult) {
+std::vector<float> Scalars(double lr, const Hyper& h, int t, double mult, double max_norm = 0) {
   return {static_cast<float>(lr), static_cast<float>(1 - std::pow(h.beta1, t)), static_cast<float>(1 - std::pow(h.beta2, t)),
-          static_cast<float>(mult)};
+          static_cast<float>(mult), static_cast<float>(max_norm)};
 }
 
 class AdamWKernel : public ::testing::TestWithParam<DType> {};
@@ -60,10 +61,12 @@ TEST_P(AdamWKernel, ThreeStepsMatchDoubleReference) {
   ir::Value* m = b.State("m", DType::kF32, Shape{n}, MemCategory::kOptimizerState);
   ir::Value* v = b.State("v", DType::kF32, Shape{n}, MemCategory::kOptimizerState);
   ir::Value* s = b.Input("s", DType::kF32, Shape{ir::kAdamWScalars});
+  ir::Value* ss = b.Input("ss", DType::kF32, Shape{});
   b.set_phase(ir::Phase::kOptimizer);
-  b.Emit("adamw", {p, gr, m, v, s},
+  b.Emit("adamw", {p, gr, m, v, s, ss},
          {{"beta1", h.beta1}, {"beta2", h.beta2}, {"eps", h.eps}, {"weight_decay", h.weight_decay}}, "upd");
   GraphRunner r(std::move(g));
+  r.Set("ss", {1.0f});  // finite, and no clipping (max_norm 0)
 
   std::vector<float> p0 = testing::RoundTo(dt, RandomUniform(n, 1, -2.0f, 2.0f));
   RefState ref{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
@@ -103,9 +106,9 @@ TEST_P(AdamWKernel, ThreeStepsMatchDoubleReference) {
 INSTANTIATE_TEST_SUITE_P(Dtypes, AdamWKernel, ::testing::Values(DType::kF32, DType::kBF16),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(DTypeName(i.param)); });
 
-// loss = sum(w * x + bias) with w:[3,4], bias:[4]: dL/dw = x, dL/dbias = 3 (rows). AppendAdamW
-// with no_decay_for_vectors decays w but not bias.
-TEST(AdamWStep, ThroughAutodiffAndAppendAdamW) {
+// loss = sum(w * x + bias) with w:[3,4], bias:[4]: dL/dw = x, dL/dbias = 3 (rows). The optimizer
+// step with no_decay_for_vectors decays w but not bias.
+TEST(AdamWStep, ThroughAutodiffAndAppendOptimizerStep) {
   auto g = std::make_unique<ir::Graph>("train");
   ir::Builder b(g.get());
   ir::Value* w = b.Param("w", DType::kF32, Shape{3, 4});
@@ -119,8 +122,8 @@ TEST(AdamWStep, ThroughAutodiffAndAppendAdamW) {
   o.eps = 1e-8;
   o.weight_decay = 0.05;
   o.no_decay_for_vectors = true;
-  ASSERT_TRUE(ir::AppendAdamW(*g, o).ok());
-  EXPECT_EQ(ir::AppendAdamW(*g, o).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ir::AppendOptimizerStep(*g, {.adamw = o}).ok());
+  EXPECT_EQ(ir::AppendOptimizerStep(*g, {.adamw = o}).code(), StatusCode::kFailedPrecondition);
   GraphRunner r(std::move(g));
 
   Hyper hw{o.beta1, o.beta2, o.eps, o.weight_decay};
@@ -150,6 +153,99 @@ TEST(AdamWStep, ThroughAutodiffAndAppendAdamW) {
   RefState rb_decayed{std::vector<double>(b0.begin(), b0.end()), std::vector<double>(4, 0.0), std::vector<double>(4, 0.0)};
   for (int t = 1; t <= 3; ++t) RefStep(rb_decayed, std::vector<float>(4, 3.0f), hw, 0.01 * t, t, t == 2 ? 0.5 : 1.0);
   EXPECT_GT(std::fabs(rb_decayed.p[0] - rb.p[0]), 1e-5);
+}
+
+// A bare adamw node on n elements with its inputs, for the clipping / skip / master tests.
+struct OneUpdate {
+  std::unique_ptr<GraphRunner> r;
+  explicit OneUpdate(DType dt, bool master, int64_t n) {
+    Hyper h;
+    auto g = std::make_unique<ir::Graph>("adamw");
+    ir::Builder b(g.get());
+    std::vector<ir::Value*> in = {b.Param("p", dt, Shape{n}), b.Input("g", DType::kF32, Shape{n}),
+                                  b.State("m", DType::kF32, Shape{n}, MemCategory::kOptimizerState),
+                                  b.State("v", DType::kF32, Shape{n}, MemCategory::kOptimizerState),
+                                  b.Input("s", DType::kF32, Shape{ir::kAdamWScalars}), b.Input("ss", DType::kF32, Shape{})};
+    if (master) in.push_back(b.State("w", DType::kF32, Shape{n}, MemCategory::kOptimizerState));
+    b.Emit("adamw", in, {{"beta1", h.beta1}, {"beta2", h.beta2}, {"eps", h.eps}, {"weight_decay", h.weight_decay}}, "upd");
+    r = std::make_unique<GraphRunner>(std::move(g));
+    r->Set("m", std::vector<float>(n, 0.0f));
+    r->Set("v", std::vector<float>(n, 0.0f));
+  }
+};
+
+TEST(AdamWStep, ClipsToTheGlobalNorm) {
+  const int64_t n = 5;
+  OneUpdate u(DType::kF32, false, n);
+  std::vector<float> p0 = {1, -1, 0.5f, 2, 0}, grad = {3, 4, 0, 0, 0};  // stored grads, norm 5
+  u.r->Set("p", p0);
+  u.r->Set("g", grad);
+  u.r->Set("ss", {25.0f});
+  const double mult = 0.5, max_norm = 1.0;  // true norm 2.5 -> clip by 1/(2.5 + 1e-6)
+  Hyper h;
+  u.r->Set("s", Scalars(0.1, h, 1, mult, max_norm));
+  u.r->Run();
+  RefState ref{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+  RefStep(ref, grad, h, 0.1, 1, mult * max_norm / (2.5 + 1e-6));
+  auto pv = u.r->Get("p"), mv = u.r->Get("m");
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(pv[i], ref.p[i], 2e-6) << i;
+    EXPECT_NEAR(mv[i], ref.m[i], 1e-7) << i;
+  }
+  // Below the threshold nothing is clipped: m = (1 - beta1) * g * mult.
+  OneUpdate w(DType::kF32, false, n);
+  w.r->Set("p", p0);
+  w.r->Set("g", grad);
+  w.r->Set("ss", {25.0f});
+  w.r->Set("s", Scalars(0.1, h, 1, mult, 10.0));
+  w.r->Run();
+  EXPECT_NEAR(w.r->Get("m")[1], (1 - h.beta1) * 4 * mult, 1e-7);
+}
+
+TEST(AdamWStep, NonFiniteSumOfSquaresSkipsTheUpdate) {
+  for (float bad : {INFINITY, NAN}) {
+    OneUpdate u(DType::kF32, true, 3);
+    u.r->Set("p", {1, 2, 3});
+    u.r->Set("w", {1, 2, 3});
+    u.r->Set("m", {0.1f, 0.2f, 0.3f});
+    u.r->Set("g", {INFINITY, 1, NAN});
+    u.r->Set("ss", {bad});
+    u.r->Set("s", Scalars(0.1, Hyper{}, 1, 1.0, 1.0));
+    u.r->Run();
+    EXPECT_EQ(u.r->Get("p"), (std::vector<float>{1, 2, 3}));
+    EXPECT_EQ(u.r->Get("w"), (std::vector<float>{1, 2, 3}));
+    EXPECT_EQ(u.r->Get("m"), (std::vector<float>{0.1f, 0.2f, 0.3f}));
+    EXPECT_EQ(u.r->Get("v"), (std::vector<float>{0, 0, 0}));
+  }
+}
+
+TEST(AdamWStep, MasterWeightsCarryTheUpdateAndParamIsItsRounding) {
+  // bf16 parameter with an f32 master: the master follows the f32 reference exactly as an f32
+  // parameter would; the parameter is the master rounded to bf16 after every step (small updates
+  // that bf16 alone would lose are kept by the master).
+  const int64_t n = 257;
+  OneUpdate u(DType::kBF16, true, n);
+  std::vector<float> w0 = RandomUniform(n, 3, -2.0f, 2.0f);
+  u.r->Set("w", w0);
+  u.r->Set("p", testing::RoundTo(DType::kBF16, w0));
+  u.r->Set("ss", {1.0f});
+  Hyper h;
+  RefState ref{std::vector<double>(w0.begin(), w0.end()), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+  for (int t = 1; t <= 3; ++t) {
+    auto grad = RandomUniform(n, 50 + t);
+    u.r->Set("g", grad);
+    u.r->Set("s", Scalars(1e-4, h, t, 1.0));
+    u.r->Run();
+    RefStep(ref, grad, h, 1e-4, t, 1.0);
+  }
+  auto wv = u.r->Get("w"), pv = u.r->Get("p");
+  int moved_below_bf16 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(wv[i], ref.p[i], 2e-6) << i;
+    EXPECT_EQ(pv[i], BF16ToFloat(FloatToBF16(wv[i]))) << i;
+    moved_below_bf16 += wv[i] != w0[i] && BF16ToFloat(FloatToBF16(w0[i])) == pv[i];
+  }
+  EXPECT_GT(moved_below_bf16, 0) << "the master must keep updates smaller than a bf16 step";
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
-// adamw(param, grad, exp_avg, exp_avg_sq, scalars){beta1, beta2, eps, weight_decay}
-//   -> (param', exp_avg', exp_avg_sq'), each written in place over its input.
-// Decoupled weight decay and bias correction as torch.optim.AdamW:
-//   g = grad * multiplier; p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
-//   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
-// exp_avg and exp_avg_sq are f32; param and grad any floating type of the same shape.
+// adamw(param, grad, exp_avg, exp_avg_sq, scalars, grad_sumsq[, master]){beta1, beta2, eps,
+//       weight_decay} -> (param', exp_avg', exp_avg_sq'[, master']), each in place over its input.
+// grad_sumsq (f32[]) is the sum of squares of every stored gradient of the step (sum_squares);
+// when it is not finite (fp16 overflow) the update is skipped entirely. Otherwise, with
+// mult = scalars[grad_multiplier] and the true global norm n = sqrt(grad_sumsq) * mult:
+//   g = grad * mult * ClipCoefficient(n, scalars[max_norm]);
+//   w = master if given, else param;  w *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+//   w -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps);  param = w rounded to param's dtype.
+// Decoupled weight decay and bias correction as torch.optim.AdamW. exp_avg, exp_avg_sq and master
+// are f32; param and grad any floating type of param's shape.
 #include "ir/ops/adamw.h"
 
 #include "ir/ops/op_helpers.h"
@@ -13,10 +17,11 @@ namespace zt::ir {
 void RegisterAdamWOps(OpRegistry& r) {
   OpDef d;
   d.name = "adamw";
-  d.doc = "AdamW update of one parameter, in place";
-  d.input_names = {"param", "grad", "exp_avg", "exp_avg_sq", "scalars"};
-  d.min_inputs = d.max_inputs = 5;
-  d.output_names = {"", "exp_avg", "exp_avg_sq"};
+  d.doc = "AdamW update of one parameter, in place, with global-norm clipping and overflow skip";
+  d.input_names = {"param", "grad", "exp_avg", "exp_avg_sq", "scalars", "grad_sumsq", "master"};
+  d.min_inputs = 6;
+  d.max_inputs = 7;
+  d.output_names = {"", "exp_avg", "exp_avg_sq", "master"};
   d.attrs = {{"beta1", AttrType::kFloat, 0.9},
              {"beta2", AttrType::kFloat, 0.999},
              {"eps", AttrType::kFloat, 1e-8},
@@ -32,10 +37,21 @@ void RegisterAdamWOps(OpRegistry& r) {
       return InvalidArgument("adamw: exp_avg and exp_avg_sq must be f32");
     if (in[4].dtype != DType::kF32 || in[4].shape != Shape{kAdamWScalars})
       return InvalidArgument("adamw: scalars must be f32[" + std::to_string(kAdamWScalars) + "]");
-    return std::vector<TypeSpec>{in[0], in[2], in[3]};
+    if (in[5].dtype != DType::kF32 || in[5].shape.numel() != 1)
+      return InvalidArgument("adamw: grad_sumsq must be an f32 scalar");
+    std::vector<TypeSpec> out = {in[0], in[2], in[3]};
+    if (in.size() == 7) {
+      ZT_RETURN_IF_ERROR(ExpectSameShape(in, 0, 6, "param", "master"));
+      if (in[6].dtype != DType::kF32) return InvalidArgument("adamw: master weights must be f32");
+      out.push_back(in[6]);
+    }
+    return out;
   };
   d.cost = ops::ElementwiseCost(16);
-  d.aliases = {{0, 0, AliasKind::kInPlace}, {1, 2, AliasKind::kInPlace}, {2, 3, AliasKind::kInPlace}};
+  d.aliases = {{0, 0, AliasKind::kInPlace},
+               {1, 2, AliasKind::kInPlace},
+               {2, 3, AliasKind::kInPlace},
+               {3, 6, AliasKind::kInPlace}};
   d.side_effects = true;
   r.Register(std::move(d));
 }

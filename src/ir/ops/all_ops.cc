@@ -10,6 +10,7 @@
 #include "ir/ops/embedding.h"
 #include "ir/ops/layernorm.h"
 #include "ir/ops/matmul.h"
+#include "ir/ops/optim_utils.h"
 #include "ir/ops/rmsnorm.h"
 #include "ir/ops/rope.h"
 #include "ir/ops/views.h"
@@ -29,6 +30,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterRopeOps(r);
   RegisterAttentionOps(r);
   RegisterCrossEntropyOps(r);
+  RegisterOptimUtilsOps(r);
   RegisterAdamWOps(r);
 }
 

@@ -12,11 +12,14 @@
 namespace zt {
 
 void adamw_fwd(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const float* scalars, const AdamWHyper& h) {
+               const float* scalars, float grad_sumsq, const Tensor& master, const AdamWHyper& h) {
+  if (!std::isfinite(grad_sumsq)) return;  // overflow: skip the step, leave every state as it is
   double lr = scalars[ir::kAdamWLr];
   double bc1 = scalars[ir::kAdamWBiasCorrection1];
   double bc2 = scalars[ir::kAdamWBiasCorrection2];
-  float mult = scalars[ir::kAdamWGradMultiplier];
+  double mult = scalars[ir::kAdamWGradMultiplier];
+  double norm = std::sqrt(static_cast<double>(grad_sumsq)) * mult;
+  float gmult = static_cast<float>(mult * ir::ClipCoefficient(norm, scalars[ir::kAdamWMaxNorm]));
   float decay = static_cast<float>(1.0 - lr * h.weight_decay);
   float b1 = static_cast<float>(h.beta1), one_minus_b1 = static_cast<float>(1.0 - h.beta1);
   float b2 = static_cast<float>(h.beta2), one_minus_b2 = static_cast<float>(1.0 - h.beta2);
@@ -25,6 +28,7 @@ void adamw_fwd(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, c
   float eps = static_cast<float>(h.eps);
   float* m = exp_avg.as<float>();
   float* v = exp_avg_sq.as<float>();
+  float* w = master.data ? master.as<float>() : nullptr;
   DispatchFloat(param.dtype, [&](auto ptag) {
     using P = decltype(ptag);
     P* p = static_cast<P*>(param.data);
@@ -34,14 +38,15 @@ void adamw_fwd(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, c
       ParallelFor(param.numel(), 4096, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           float gi = ToF32(g[i]);
-          if (mult != 1.0f) gi *= mult;
-          float pi = ToF32(p[i]) * decay;
+          if (gmult != 1.0f) gi *= gmult;
+          float pi = (w ? w[i] : ToF32(p[i])) * decay;
           float mi = m[i] * b1 + gi * one_minus_b1;
           float vi = v[i] * b2 + one_minus_b2 * gi * gi;
           float denom = std::sqrt(vi) / bc2_sqrt + eps;
           pi = pi + neg_step * (mi / denom);
           m[i] = mi;
           v[i] = vi;
+          if (w) w[i] = pi;
           p[i] = FromF32<P>(pi);
         }
       });
@@ -57,7 +62,9 @@ Status AdamWKernel(const KernelContext& c) {
   ZT_CHECK(c.outputs[0].data == c.inputs[0].data && c.outputs[1].data == c.inputs[2].data &&
            c.outputs[2].data == c.inputs[3].data)
       << "adamw must run in place";
-  adamw_fwd(c.outputs[0], c.inputs[1], c.outputs[1], c.outputs[2], c.inputs[4].as<float>(), h);
+  Tensor master = c.inputs.size() == 7 ? c.outputs[3] : Tensor();
+  adamw_fwd(c.outputs[0], c.inputs[1], c.outputs[1], c.outputs[2], c.inputs[4].as<float>(),
+            c.inputs[5].as<float>()[0], master, h);
   return OkStatus();
 }
 }  // namespace

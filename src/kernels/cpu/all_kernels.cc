@@ -9,6 +9,7 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/optim_utils.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/views.h"
@@ -29,6 +30,7 @@ void RegisterCpuKernels(KernelRegistry& r) {
   RegisterRopeCpuKernels(r);
   RegisterAttentionCpuKernels(r);
   RegisterCrossEntropyCpuKernels(r);
+  RegisterOptimUtilsCpuKernels(r);
   RegisterAdamWCpuKernels(r);
 }
 

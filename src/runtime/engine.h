@@ -1,0 +1,116 @@
+// Engine: one data-parallel rank's training step. From a forward graph (tokens, targets, loss) it
+// builds the whole step program — autodiff with a loss-scale seed, gradient accumulation buffers,
+// global-norm clipping, f32 master weights for bf16/fp16 parameters, AdamW — compiles it, and runs
+// steps: grad_accum micro-batches (forward+backward), then the optimizer phase. fp16 steps whose
+// gradients overflow are skipped on the device and the loss scale backs off (DeepSpeed semantics).
+// Invariant: the learning-rate schedule and AdamW's bias correction advance only on applied
+// updates; everything that influences the next step lives in the graph's persistent values plus
+// EngineState, so restoring both resumes bit-exactly.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/run_config.h"
+#include "ir/optimizer.h"
+#include "runtime/executor.h"
+#include "runtime/loss_scaler.h"
+#include "runtime/program.h"
+
+namespace zt {
+
+struct EngineOptions {
+  config::Precision precision = config::Precision::kF32;
+  config::Fp16Options fp16;
+  int64_t grad_accum = 1;
+  double gradient_clipping = 0;  // max global norm; 0: none
+  config::OptimizerOptions optimizer;
+  config::SchedulerOptions scheduler;
+  bool no_decay_for_vectors = false;
+  // Time forward, backward and optimizer phases separately (DeepSpeed's wall_clock_breakdown).
+  bool wall_clock_breakdown = false;
+  // Testing aid: steps (1-based global step numbers) whose loss seed is set to +inf, which makes
+  // every gradient overflow exactly as a real fp16 overflow does.
+  std::set<int64_t> inject_overflow_steps;
+
+  static EngineOptions FromConfig(const config::RunConfig& c);
+};
+
+struct EngineSpec {
+  ir::Value* tokens = nullptr;   // i32 [B, T]
+  ir::Value* targets = nullptr;  // i32 [B, T]
+  ir::Value* loss = nullptr;     // f32 []
+};
+
+struct StepStats {
+  int64_t step = 0;          // global step just taken (1-based)
+  double loss = 0;           // mean over the micro-batches
+  double grad_norm = 0;      // true global norm before clipping (inf/nan on overflow)
+  double lr = 0;             // learning rate applied (0 if skipped)
+  double loss_scale = 1;     // scale used by this step
+  bool skipped = false;      // fp16 overflow: no update
+  double seconds = 0;        // wall time of the step
+  double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // wall_clock_breakdown
+};
+
+// Host-side state that, with the graph's persistent values, determines the rest of training.
+struct EngineState {
+  int64_t global_step = 0;      // steps taken (applied or skipped)
+  int64_t applied_updates = 0;  // optimizer updates applied
+  LossScaler::State scaler;
+};
+
+class Engine {
+ public:
+  using BatchFn = std::function<void(int micro_step, std::vector<int32_t>& tokens, std::vector<int32_t>& targets)>;
+
+  static StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<ir::Graph> forward, const EngineSpec& spec,
+                                                  const EngineOptions& options, Backend& backend,
+                                                  const CompileOptions& compile = {},
+                                                  const ExecutorOptions& exec = {});
+
+  // Sets every parameter from f32 values `init` writes into a host tensor of the parameter's
+  // shape (the master copy gets them exactly; the parameter rounded to its dtype), and zeroes
+  // optimizer states and accumulators.
+  Status InitParams(const std::function<void(const ir::Value& param, const Tensor& host_f32)>& init);
+
+  // One global step: grad_accum micro-batches from `next`, then the optimizer phase.
+  StatusOr<StepStats> TrainStep(const BatchFn& next);
+  // Mean loss of `batches` forward-only micro-batches (no state changes).
+  StatusOr<double> Evaluate(const BatchFn& next, int64_t batches);
+
+  // The f32 value of each parameter (the master copy where there is one).
+  Status ReadParams(const std::function<void(const ir::Value& param, const Tensor& host_f32)>& sink);
+
+  EngineState state() const;
+  void Restore(const EngineState& s);
+  double CurrentLearningRate() const;
+
+  const EngineOptions& options() const { return options_; }
+  Program& program() { return *program_; }
+  Executor& executor() { return *executor_; }
+  int64_t tokens_per_step() const;
+
+ private:
+  Engine() = default;
+  StatusOr<double> ReadScalar(const ir::Value* v);
+
+  EngineOptions options_;
+  std::unique_ptr<Program> program_;
+  std::unique_ptr<Executor> executor_;
+  const ir::Value* tokens_ = nullptr;
+  const ir::Value* targets_ = nullptr;
+  const ir::Value* loss_ = nullptr;
+  const ir::Value* seed_ = nullptr;
+  const ir::Value* scalars_ = nullptr;
+  const ir::Value* sumsq_ = nullptr;
+  LossScaler scaler_;
+  int64_t global_step_ = 0;
+  int64_t applied_updates_ = 0;
+  std::vector<int32_t> tokens_buf_, targets_buf_;
+};
+
+}  // namespace zt
