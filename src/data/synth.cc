@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/atomic_file.h"
+#include "core/atomic_file.h"
 #include "data/markov.h"
 #include "data/token_file.h"
 

@@ -15,7 +15,7 @@
 #include <limits>
 #include <vector>
 
-#include "data/atomic_file.h"
+#include "core/atomic_file.h"
 
 namespace zt::data {
 namespace {

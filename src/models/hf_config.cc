@@ -3,6 +3,8 @@
 // variants are errors, known harmless keys are skipped, anything else is a warning.
 #include "models/hf_config.h"
 
+#include "core/atomic_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -375,43 +377,6 @@ StatusOr<BuiltModel> BuildModel(ir::Builder& b, const ModelConfig& c, const Buil
 
 bool TiedEmbeddings(const ModelConfig& c) {
   return c.family == ModelFamily::kGpt2 || c.llama.tie_word_embeddings;
-}
-
-Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  const char* p = bytes.data();
-  size_t n = bytes.size();
-  bool ok = true;
-  while (ok && n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = false;
-    else {
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  ok = ok && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Unavailable("writing " + path + " failed: " + std::strerror(err) + "; the old file (if any) is unchanged");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-  return OkStatus();
 }
 
 }  // namespace zt::models

@@ -43,8 +43,4 @@ Status WriteHfConfig(const ModelConfig& c, const std::string& path, DType torch_
 StatusOr<BuiltModel> BuildModel(ir::Builder& b, const ModelConfig& c, const BuildOptions& o);
 bool TiedEmbeddings(const ModelConfig& c);  // GPT-2 always; Llama when tie_word_embeddings
 
-// Writes `bytes` to "<path>.tmp", fsyncs, renames over `path` and fsyncs the directory: readers
-// see the old file or the whole new one. Used for config.json and the shard index.
-Status WriteFileAtomically(const std::string& path, const std::string& bytes);
-
 }  // namespace zt::models

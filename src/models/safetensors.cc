@@ -1,6 +1,8 @@
 // Safetensors reading (mmap + strict validation) and atomic writing.
 #include "models/safetensors.h"
 
+#include "core/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -188,46 +190,14 @@ Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite
     return InvalidArgument("WriteSafetensors: cannot write the header of " + path + ": " + e.what());
   }
   while ((8 + h.size()) % 8 != 0) h += ' ';  // keep the data 8-byte aligned
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  auto write_all = [&](const void* p, size_t n) -> bool {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      ssize_t w = ::write(fd, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      c += w;
-      n -= static_cast<size_t>(w);
-    }
-    return true;
-  };
+  ZT_ASSIGN_OR_RETURN(auto file, AtomicFile::Create(path));
   unsigned char len[8];
   uint64_t hn = h.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(hn >> (8 * i));
-  bool ok = write_all(len, 8) && write_all(h.data(), h.size());
-  for (const auto& t : tensors) ok = ok && write_all(t.tensor.data, t.tensor.nbytes());
-  ok = ok && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Unavailable("writing " + path + " failed: " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
-  // Make the rename durable: fsync the directory that holds the file.
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-  return OkStatus();
+  ZT_RETURN_IF_ERROR(file->Write(len, 8));
+  ZT_RETURN_IF_ERROR(file->Write(h.data(), h.size()));
+  for (const auto& t : tensors) ZT_RETURN_IF_ERROR(file->Write(t.tensor.data, t.tensor.nbytes()));
+  return file->Commit();
 }
 
 }  // namespace zt::models

@@ -2,6 +2,8 @@
 // layout. See weights.h for the invariants.
 #include "models/weights.h"
 
+#include "core/atomic_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -1,5 +1,5 @@
 // AtomicFile: temp file + fsync + rename (+ directory fsync).
-#include "data/atomic_file.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace zt::data {
+namespace zt {
 namespace {
 
 std::string DirectoryOf(const std::string& path) {
@@ -98,4 +98,4 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   return f->Commit();
 }
 
-}  // namespace zt::data
+}  // namespace zt

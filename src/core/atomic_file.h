@@ -10,7 +10,7 @@
 
 #include "core/status.h"
 
-namespace zt::data {
+namespace zt {
 
 class AtomicFile {
  public:
@@ -35,4 +35,4 @@ class AtomicFile {
 // Writes `bytes` to `path` through an AtomicFile.
 Status WriteFileAtomically(const std::string& path, const std::string& bytes);
 
-}  // namespace zt::data
+}  // namespace zt
