@@ -42,18 +42,38 @@ std::optional<DType> ParseDType(std::string_view name) {
 bool IsFloating(DType t) { return t == DType::kF32 || t == DType::kBF16 || t == DType::kF16; }
 bool IsInteger(DType t) { return t == DType::kI32 || t == DType::kI64 || t == DType::kU8; }
 
-float HalfToFloat(Half h) {
-  uint32_t sign = static_cast<uint32_t>(h.bits & 0x8000u) << 16;
-  uint32_t exp = (h.bits >> 10) & 0x1fu;
-  uint32_t man = h.bits & 0x3ffu;
+namespace {
+
+// Exact f16 -> f32 from the fields: subnormals are renormalised, Inf/NaN keep their payload.
+constexpr uint32_t HalfBitsToFloatBits(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
   if (exp == 0) {
-    // Zero or subnormal: man * 2^-24, exact in f32.
-    float mag = static_cast<float>(man) * 5.9604644775390625e-08f;
-    return sign ? -mag : mag;
+    if (man == 0) return sign;
+    int shift = 0;  // normalise: value = man * 2^-24 = 1.m * 2^(e)
+    while (!(man & 0x400u)) {
+      man <<= 1;
+      ++shift;
+    }
+    return sign | (static_cast<uint32_t>(113 - shift) << 23) | ((man & 0x3ffu) << 13);
   }
-  if (exp == 31) return BitsToFloat(sign | 0x7f800000u | (man << 13));  // Inf / NaN
-  return BitsToFloat(sign | ((exp + 112u) << 23) | (man << 13));
+  if (exp == 31) return sign | 0x7f800000u | (man << 13);
+  return sign | ((exp + 112u) << 23) | (man << 13);
 }
+
+constexpr std::array<uint32_t, 65536> MakeHalfTable() {
+  std::array<uint32_t, 65536> t{};
+  for (uint32_t i = 0; i < 65536; ++i) t[i] = HalfBitsToFloatBits(static_cast<uint16_t>(i));
+  return t;
+}
+
+}  // namespace
+
+namespace internal {
+// Initialized at compile time (constinit): safe to use from any static initializer.
+constinit const std::array<uint32_t, 65536> kHalfToFloatBits = MakeHalfTable();
+}  // namespace internal
 
 // Rounds `q` (a truncated result) up when the dropped bits `rem` (out of `half*2`) are more than
 // half an ulp, or exactly half and q is odd.

@@ -4,6 +4,7 @@
 // where the narrower format can hold it). Conversions from bf16/f16 to f32 are exact.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -50,7 +51,12 @@ inline BFloat16 FloatToBF16(float f) {
   return BFloat16{static_cast<uint16_t>((x + bias) >> 16)};
 }
 
-float HalfToFloat(Half h);
+namespace internal {
+// f32 bit patterns of all 65,536 f16 values, computed at compile time (dtype.cc).
+extern const std::array<uint32_t, 65536> kHalfToFloatBits;
+}  // namespace internal
+
+inline float HalfToFloat(Half h) { return BitsToFloat(internal::kHalfToFloatBits[h.bits]); }
 Half FloatToHalf(float f);
 
 // Load/store helpers that kernels use to compute in f32 over any floating storage type.

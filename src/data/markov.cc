@@ -32,21 +32,6 @@ MarkovCorpus::MarkovCorpus(int64_t vocab, int64_t branching, uint64_t table_seed
   }
 }
 
-void MarkovCorpus::Sample(int64_t batch, int64_t seq, std::mt19937_64& rng, std::vector<int32_t>& tokens,
-                          std::vector<int32_t>& targets) const {
-  tokens.resize(static_cast<size_t>(batch * seq));
-  targets.resize(static_cast<size_t>(batch * seq));
-  for (int64_t b = 0; b < batch; ++b) {
-    int32_t cur = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab_));
-    for (int64_t t = 0; t < seq; ++t) {
-      int32_t nxt = next_[cur * branching_ + static_cast<int64_t>(rng() % static_cast<uint64_t>(branching_))];
-      tokens[b * seq + t] = cur;
-      targets[b * seq + t] = nxt;
-      cur = nxt;
-    }
-  }
-}
-
 std::vector<int32_t> MarkovCorpus::Generate(int64_t n, uint64_t walk_seed) const {
   ZT_CHECK_GE(n, 0);
   std::vector<int32_t> out(static_cast<size_t>(n));

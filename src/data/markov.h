@@ -2,7 +2,7 @@
 // `branching` possible successors (a fixed random table), each equally likely. A model that has
 // learned the table predicts the next token with cross-entropy ln(branching) nats, and no model
 // can do better: that is the corpus's loss floor (docs/data.md). The table is a function of the
-// table seed alone; the walks (Sample, Generate) take their own randomness, so one table can
+// table seed alone; the walks (Generate) take their own randomness, so one table can
 // produce many independent chains (a train and an eval split with the same floor).
 #pragma once
 
@@ -18,10 +18,6 @@ class MarkovCorpus {
   // CHECKs 0 < branching <= vocab <= 2^31 (validate input from outside before calling).
   MarkovCorpus(int64_t vocab, int64_t branching, uint64_t table_seed);
 
-  // Fills tokens and targets (both [batch * seq], row-major): targets are tokens shifted by one.
-  // Each row is an independent walk from a uniformly random start.
-  void Sample(int64_t batch, int64_t seq, std::mt19937_64& rng, std::vector<int32_t>& tokens,
-              std::vector<int32_t>& targets) const;
   // One continuous walk of n tokens: a uniformly random start, then n - 1 transitions, all drawn
   // from a generator seeded with walk_seed (std::mt19937_64, so identical on every platform).
   std::vector<int32_t> Generate(int64_t n, uint64_t walk_seed) const;

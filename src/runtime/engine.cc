@@ -32,23 +32,26 @@ EngineOptions EngineOptions::FromConfig(const config::RunConfig& c) {
   return o;
 }
 
-StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, const EngineSpec& spec,
-                                                 const EngineOptions& options, Backend& backend,
-                                                 const CompileOptions& compile, const ExecutorOptions& exec) {
+Status Engine::BuildStepGraph(ir::Graph& g, const EngineSpec& spec, const EngineOptions& options) {
   if (!spec.tokens || !spec.targets || !spec.loss) return InvalidArgument("Engine needs tokens, targets and loss values");
   if (options.grad_accum < 1) return InvalidArgument("gradient_accumulation_steps must be >= 1");
-  auto e = std::unique_ptr<Engine>(new Engine());
-  e->options_ = options;
-  if (options.precision == config::Precision::kF16) e->scaler_ = LossScaler(options.fp16);
-
-  ir::Value* seed = g->AddInput(kLossSeed, spec.loss->dtype, spec.loss->shape);
-  ZT_RETURN_IF_ERROR(ir::AppendBackward(*g, spec.loss, ir::ParamsOf(*g), {.seed = seed}));
+  ir::Value* seed = g.AddInput(kLossSeed, spec.loss->dtype, spec.loss->shape);
+  ZT_RETURN_IF_ERROR(ir::AppendBackward(g, spec.loss, ir::ParamsOf(g), {.seed = seed}));
   ir::OptimizerStepOptions opt;
   opt.adamw = {options.optimizer.beta1, options.optimizer.beta2, options.optimizer.eps, options.optimizer.weight_decay,
                options.no_decay_for_vectors};
   opt.master_weights = options.precision != config::Precision::kF32;
   opt.grad_accum = options.grad_accum;
-  ZT_RETURN_IF_ERROR(ir::AppendOptimizerStep(*g, opt));
+  return ir::AppendOptimizerStep(g, opt);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, const EngineSpec& spec,
+                                                 const EngineOptions& options, Backend& backend,
+                                                 const CompileOptions& compile, const ExecutorOptions& exec) {
+  auto e = std::unique_ptr<Engine>(new Engine());
+  e->options_ = options;
+  if (options.precision == config::Precision::kF16) e->scaler_ = LossScaler(options.fp16);
+  ZT_RETURN_IF_ERROR(BuildStepGraph(*g, spec, options));
   ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), compile));
   const ir::Graph& pg = e->program_->graph();
   e->tokens_ = spec.tokens;
@@ -133,6 +136,12 @@ StatusOr<double> Engine::ReadScalar(const ir::Value* v) {
 
 double Engine::CurrentLearningRate() const {
   return LearningRate(options_.scheduler, options_.optimizer.lr, applied_updates_);
+}
+
+double Engine::flops_per_step() const {
+  double k = static_cast<double>(options_.grad_accum);
+  return k * (program_->flops(ir::Phase::kForward) + program_->flops(ir::Phase::kBackward)) +
+         program_->flops(ir::Phase::kOptimizer);
 }
 
 int64_t Engine::tokens_per_step() const { return tokens_->shape.numel() * options_.grad_accum; }

@@ -67,6 +67,10 @@ class Engine {
  public:
   using BatchFn = std::function<void(int micro_step, std::vector<int32_t>& tokens, std::vector<int32_t>& targets)>;
 
+  // Turns a forward graph into the whole step graph (loss-scale seed, backward, accumulation,
+  // norm, optimizer) without compiling or allocating anything (`ztrain compile` uses this).
+  static Status BuildStepGraph(ir::Graph& forward, const EngineSpec& spec, const EngineOptions& options);
+
   static StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<ir::Graph> forward, const EngineSpec& spec,
                                                   const EngineOptions& options, Backend& backend,
                                                   const CompileOptions& compile = {},
@@ -93,6 +97,8 @@ class Engine {
   Program& program() { return *program_; }
   Executor& executor() { return *executor_; }
   int64_t tokens_per_step() const;
+  // Flops of one global step: grad_accum forward+backward passes and one optimizer phase.
+  double flops_per_step() const;
 
  private:
   Engine() = default;

@@ -17,7 +17,7 @@ StatusOr<std::unique_ptr<Program>> Program::Compile(std::unique_ptr<ir::Graph> g
   auto p = std::unique_ptr<Program>(new Program());
   p->graph_ = std::move(graph);
   p->plan_ = passes::ComputePlanStats(*p->graph_);
-  for (const auto& n : p->graph_->nodes()) p->flops_ += ir::NodeCost(*n).flops;
+  for (const auto& n : p->graph_->nodes()) p->flops_[static_cast<int>(n->phase)] += ir::NodeCost(*n).flops;
   return p;
 }
 

@@ -31,12 +31,14 @@ class Program {
   const ir::Graph& graph() const { return *graph_; }
   ir::Graph& mutable_graph() { return *graph_; }
   const passes::PlanStats& plan() const { return plan_; }
-  double flops_per_step() const { return flops_; }
+  // Flops of one run of every node; and by phase (forward, backward, optimizer).
+  double flops_per_step() const { return flops_[0] + flops_[1] + flops_[2]; }
+  double flops(ir::Phase p) const { return flops_[static_cast<int>(p)]; }
 
  private:
   std::unique_ptr<ir::Graph> graph_;
   passes::PlanStats plan_;
-  double flops_ = 0;
+  double flops_[3] = {0, 0, 0};
 };
 
 }  // namespace zt

@@ -100,21 +100,6 @@ TEST(Markov, GenerateObeysTableAndIsDeterministic) {
   EXPECT_EQ(c.Generate(1, 5), std::vector<int32_t>{a[0]});
 }
 
-TEST(Markov, SampleStillShiftsAndObeysTable) {
-  MarkovCorpus c(64, 2, 1);
-  std::mt19937_64 rng(2);
-  std::vector<int32_t> tokens, targets;
-  c.Sample(4, 16, rng, tokens, targets);
-  ASSERT_EQ(tokens.size(), 64u);
-  for (int b = 0; b < 4; ++b) {
-    for (int t = 0; t + 1 < 16; ++t) EXPECT_EQ(targets[b * 16 + t], tokens[b * 16 + t + 1]);
-    for (int t = 0; t < 16; ++t) {
-      auto s = c.Successors(tokens[b * 16 + t]);
-      EXPECT_NE(std::find(s.begin(), s.end(), targets[b * 16 + t]), s.end());
-    }
-  }
-}
-
 TEST(Markov, EmpiricalEntropyOfLongChainIsLnBranching) {
   for (int64_t k : {1, 2, 4, 7}) {
     MarkovCorpus c(16, k, 100 + static_cast<uint64_t>(k));

@@ -1,0 +1,89 @@
+// The train and compile subcommands: option parsing and error reporting only.
+#include "cli/train_cmd.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+
+#include "backend/cpu/cpu_backend.h"
+#include "config/run_config.h"
+#include "job/plan_report.h"
+#include "job/train_job.h"
+
+namespace zt::cli {
+namespace {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ztrain: error: %s\n", s.message().c_str());
+  return 1;
+}
+
+struct TrainArgs {
+  std::string config;
+  bool no_progress = false;
+  bool no_export = false;
+};
+
+struct CompileArgs {
+  std::string config;
+  std::vector<std::string> dump_ir;
+};
+
+}  // namespace
+
+void RegisterTrainCommand(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "train a model as a run.json describes (docs/config.md)");
+  cmd->add_option("--config", args->config, "run.json: DeepSpeed keys plus model, data and run sections")->required();
+  cmd->add_flag("--no-progress", args->no_progress, "no live progress bar, even on a terminal");
+  cmd->add_flag("--no-export", args->no_export, "do not write the final weights to <output_dir>/final");
+  cmd->callback([args, exit_code] {
+    auto cfg = config::LoadRunConfig(args->config);
+    if (!cfg.ok()) {
+      *exit_code = Fail(cfg.status());
+      return;
+    }
+    CpuBackend backend;
+    job::TrainOptions o;
+    o.progress_bar = !args->no_progress && isatty(STDERR_FILENO);
+    o.export_final = !args->no_export;
+    auto r = job::RunTraining(*cfg, backend, o);
+    if (!r.ok()) {
+      *exit_code = Fail(r.status());
+      return;
+    }
+    if (!r->eval_losses.empty() && r->loss_floor >= 0) {
+      std::printf("final eval loss %.4f, data loss floor %.4f (%.4f above)\n", r->eval_losses.back(), r->loss_floor,
+                  r->eval_losses.back() - r->loss_floor);
+    }
+    *exit_code = 0;
+  });
+}
+
+void RegisterCompileCommand(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<CompileArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "compile", "print a run's step program: flops per step, predicted memory per category, IR after passes");
+  cmd->add_option("--config", args->config, "run.json (only its model, batch and precision settings are used)")
+      ->required();
+  cmd->add_option("--dump-ir", args->dump_ir,
+                  "print the IR after this pass (input, dce, memory_plan or all); may be repeated");
+  cmd->callback([args, exit_code] {
+    auto cfg = config::LoadRunConfig(args->config);
+    if (!cfg.ok()) {
+      *exit_code = Fail(cfg.status());
+      return;
+    }
+    auto report = job::CompileReport(*cfg, {args->dump_ir});
+    if (!report.ok()) {
+      *exit_code = Fail(report.status());
+      return;
+    }
+    std::fputs(report->c_str(), stdout);
+    *exit_code = 0;
+  });
+}
+
+}  // namespace zt::cli

@@ -1,0 +1,67 @@
+// The compile report.
+#include "job/plan_report.h"
+
+#include <cstdio>
+
+#include "job/step_builder.h"
+#include "runtime/program.h"
+
+namespace zt::job {
+namespace {
+
+std::string Bytes(int64_t b) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%14lld B  (%9.2f MiB)", static_cast<long long>(b), static_cast<double>(b) / 1048576.0);
+  return buf;
+}
+
+}  // namespace
+
+StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileRequest& r) {
+  ZT_ASSIGN_OR_RETURN(ModelGraph mg, BuildModelGraph(c));
+  EngineOptions eo = EngineOptions::FromConfig(c);
+  ZT_RETURN_IF_ERROR(Engine::BuildStepGraph(*mg.graph, {mg.built.tokens, mg.built.targets, mg.built.loss}, eo));
+  int64_t params = 0;
+  for (const ir::Value* p : mg.built.params) params += p->shape.numel();
+  std::vector<std::pair<std::string, std::string>> dumps;
+  CompileOptions co;
+  co.dump_after = r.dump_after;
+  co.dump_sink = &dumps;
+  ZT_ASSIGN_OR_RETURN(auto program, Program::Compile(std::move(mg.graph), co));
+
+  std::string out;
+  for (auto& [pass, text] : dumps) out += "// IR after pass '" + pass + "'\n" + text + "\n";
+  char line[256];
+  std::snprintf(line, sizeof(line), "model: %s, %lld parameters; micro-batch %lld x %lld tokens, %s, %lld micro-batch(es) per step\n",
+                models::ModelFamilyName(mg.model.family), static_cast<long long>(params),
+                static_cast<long long>(c.micro_batch_size), static_cast<long long>(c.data.seq_len),
+                config::PrecisionName(c.precision), static_cast<long long>(c.gradient_accumulation_steps));
+  out += line;
+  const ir::Graph& g = program->graph();
+  double flops[3];
+  int nodes[3] = {0, 0, 0};
+  for (const auto& n : g.nodes()) ++nodes[static_cast<int>(n->phase)];
+  for (ir::Phase ph : {ir::Phase::kForward, ir::Phase::kBackward, ir::Phase::kOptimizer})
+    flops[static_cast<int>(ph)] = program->flops(ph);
+  const double k = static_cast<double>(c.gradient_accumulation_steps);
+  double step_flops = k * (flops[0] + flops[1]) + flops[2];
+  std::snprintf(line, sizeof(line), "graph: %zu nodes (forward %d, backward %d, optimizer %d), %zu values\n",
+                g.nodes().size(), nodes[0], nodes[1], nodes[2], g.values().size());
+  out += line;
+  std::snprintf(line, sizeof(line),
+                "flops per step: %.4g (forward %.4g and backward %.4g per micro-batch, optimizer %.4g)\n", step_flops,
+                flops[0], flops[1], flops[2]);
+  out += line;
+  const auto& plan = program->plan();
+  out += "predicted memory per rank (static plan: arena, and live peak if allocated value by value):\n";
+  for (int cat = 0; cat < kNumMemCategories; ++cat) {
+    out += "  " + std::string(MemCategoryName(static_cast<MemCategory>(cat)));
+    out.append(18 - std::string(MemCategoryName(static_cast<MemCategory>(cat))).size(), ' ');
+    out += Bytes(plan.arena_bytes[cat]) + "   live " + Bytes(plan.live_peak[cat]) + "\n";
+  }
+  out += "  total             " + Bytes(plan.arena_total) + "   live " + Bytes(plan.live_peak_total) + "\n";
+  for (const auto& w : mg.warnings) out += "warning: " + w + "\n";
+  return out;
+}
+
+}  // namespace zt::job

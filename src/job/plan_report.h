@@ -1,0 +1,20 @@
+// `ztrain compile`: the step program of a run without running it: per-phase node counts and
+// flops, parameter count, and the memory plan's predicted bytes per category (arena and live
+// peak), plus the IR after any pass on request.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/run_config.h"
+
+namespace zt::job {
+
+struct CompileRequest {
+  std::vector<std::string> dump_after;  // pass names ("input", "dce", "memory_plan", "all")
+};
+
+// Returns the report text (dumps first, then the summary).
+StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileRequest& r);
+
+}  // namespace zt::job

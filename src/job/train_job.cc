@@ -1,0 +1,148 @@
+// The training run.
+#include "job/train_job.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/logging.h"
+#include "data/sampler.h"
+#include "data/token_file.h"
+#include "job/step_builder.h"
+#include "models/init.h"
+#include "models/weights.h"
+#include "runtime/engine.h"
+#include "runtime/metrics.h"
+
+namespace zt::job {
+namespace {
+
+// The loss floor a synthetic data file's sidecar records ("<file>.json"), or -1.
+double LossFloorOf(const std::string& data_path) {
+  std::ifstream f(data_path + ".json");
+  if (!f) return -1;
+  try {
+    auto j = nlohmann::json::parse(f);
+    if (j.contains("loss_floor") && j["loss_floor"].is_number()) return j["loss_floor"].get<double>();
+  } catch (const std::exception&) {
+  }
+  return -1;
+}
+
+Status LoadInitialWeights(const config::RunConfig& c, const ModelGraph& mg, Engine& engine) {
+  if (c.model.weights.empty()) {
+    int64_t layers = mg.model.family == models::ModelFamily::kGpt2 ? mg.model.gpt2.n_layer : mg.model.llama.num_hidden_layers;
+    return engine.InitParams([&](const ir::Value& p, const Tensor& host) {
+      models::InitParam(p.name, host, {.std = 0.02, .n_layer = layers, .seed = c.run.seed});
+    });
+  }
+  std::vector<models::ParamSpec> specs = models::ParamSpecs(mg.built);
+  for (auto& s : specs) s.dtype = DType::kF32;  // masters (or f32 params) take the exact values
+  std::map<std::string, std::vector<float>> values;
+  auto loaded = models::LoadWeights(c.model.weights, specs, [&](const std::string& name, const Tensor& t) {
+    values[name].assign(t.as<float>(), t.as<float>() + t.numel());
+    return OkStatus();
+  });
+  if (!loaded.ok()) return loaded.status().WithContext("model.weights");
+  for (const auto& w : loaded->warnings) ZT_LOG(WARNING) << "model.weights: " << w;
+  return engine.InitParams([&](const ir::Value& p, const Tensor& host) {
+    const auto& v = values.at(p.name);
+    std::copy(v.begin(), v.end(), host.as<float>());
+  });
+}
+
+Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& engine) {
+  std::vector<std::vector<float>> storage;
+  std::vector<models::TensorToWrite> tensors;
+  std::vector<std::string> names;
+  ZT_RETURN_IF_ERROR(engine.ReadParams([&](const ir::Value& p, const Tensor& t) {
+    storage.emplace_back(t.as<float>(), t.as<float>() + t.numel());
+    names.push_back(p.name);
+  }));
+  for (size_t i = 0; i < storage.size(); ++i) {
+    tensors.push_back({names[i], Tensor(storage[i].data(), DType::kF32, mg.built.params[i]->shape)});
+  }
+  auto files = models::ExportWeights(c.run.output_dir + "/final", mg.model, tensors);
+  return files.ok() ? OkStatus() : files.status().WithContext("exporting the final weights");
+}
+
+}  // namespace
+
+StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, const TrainOptions& o) {
+  TrainResult result;
+  std::error_code ec;
+  std::filesystem::create_directories(c.run.output_dir, ec);
+  if (ec) return Unavailable("cannot create run.output_dir " + c.run.output_dir + ": " + ec.message());
+  if (o.rank == 0) {
+    ZT_RETURN_IF_ERROR(WriteFileAtomically(c.run.output_dir + "/run.json", c.raw.dump(2) + "\n"));
+  }
+
+  ZT_ASSIGN_OR_RETURN(ModelGraph mg, BuildModelGraph(c));
+  for (const auto& w : mg.warnings) ZT_LOG(WARNING) << c.model.config << ": " << w;
+  int64_t vocab = mg.model.family == models::ModelFamily::kGpt2 ? mg.model.gpt2.vocab_size : mg.model.llama.vocab_size;
+
+  auto train_file = data::TokenFile::Open(c.data.train, vocab);
+  if (!train_file.ok()) return train_file.status().WithContext("data.train");
+  data::SamplerOptions so{c.data.seq_len, c.micro_batch_size, c.gradient_accumulation_steps, o.world_size, o.rank,
+                          c.run.seed};
+  auto sampler = data::BatchSampler::Create(**train_file, so);
+  if (!sampler.ok()) return sampler.status().WithContext("data.train");
+  std::unique_ptr<data::TokenFile> eval_file;
+  std::optional<data::EvalBatches> eval;
+  if (!c.data.eval.empty()) {
+    auto f = data::TokenFile::Open(c.data.eval, vocab);
+    if (!f.ok()) return f.status().WithContext("data.eval");
+    eval_file = std::move(*f);
+    auto e = data::EvalBatches::Create(*eval_file, c.data.seq_len, c.micro_batch_size, c.run.eval_batches);
+    if (!e.ok()) return e.status().WithContext("data.eval");
+    eval = *e;
+  }
+  result.loss_floor = LossFloorOf(c.data.train);
+
+  EngineOptions eo = EngineOptions::FromConfig(c);
+  ZT_ASSIGN_OR_RETURN(auto engine, Engine::Create(std::move(mg.graph), {mg.built.tokens, mg.built.targets, mg.built.loss},
+                                                  eo, backend));
+  ZT_RETURN_IF_ERROR(LoadInitialWeights(c, mg, *engine));
+
+  MetricsOptions mo;
+  mo.jsonl_path = o.rank == 0 ? c.run.output_dir + "/metrics.jsonl" : "";
+  mo.steps_per_print = c.steps_per_print;
+  mo.total_steps = c.run.steps;
+  mo.flops_per_step = engine->flops_per_step();
+  mo.tokens_per_step = engine->tokens_per_step();
+  mo.predicted_peak_bytes = engine->program().plan().arena_total;
+  mo.progress_bar = o.progress_bar && o.rank == 0;
+  ZT_ASSIGN_OR_RETURN(auto metrics, MetricsLogger::Open(mo));
+
+  auto evaluate = [&](int64_t step) -> Status {
+    if (!eval) return OkStatus();
+    ZT_ASSIGN_OR_RETURN(double loss, engine->Evaluate([&](int i, std::vector<int32_t>& t, std::vector<int32_t>& y) {
+      eval->Fill(i, t, y);
+    }, eval->num_batches()));
+    result.eval_losses.push_back(loss);
+    if (o.rank == 0) metrics->OnEval(step, loss);
+    return OkStatus();
+  };
+
+  if (o.rank == 0 && result.loss_floor >= 0) std::printf("data loss floor: %.4f\n", result.loss_floor);
+  for (int64_t step = 1; step <= c.run.steps; ++step) {
+    ZT_ASSIGN_OR_RETURN(StepStats st, engine->TrainStep([&](int m, std::vector<int32_t>& t, std::vector<int32_t>& y) {
+      sampler->Fill(m, t, y);
+    }));
+    sampler->Advance();
+    result.losses.push_back(st.loss);
+    if (o.rank == 0) metrics->OnStep(st, backend.stats().peak_total());
+    if (c.run.eval_interval > 0 && step % c.run.eval_interval == 0 && step != c.run.steps) {
+      ZT_RETURN_IF_ERROR(evaluate(step));
+    }
+  }
+  ZT_RETURN_IF_ERROR(evaluate(c.run.steps));
+  metrics->Finish();
+  if (o.export_final && o.rank == 0) ZT_RETURN_IF_ERROR(ExportFinal(c, mg, *engine));
+  return result;
+}
+
+}  // namespace zt::job
