@@ -18,6 +18,13 @@ constexpr Info kSettings[] = {
     {"ZT_EXEC_MEMORY", "arena",
      "executor memory mode: 'arena' (the static plan) or 'dynamic' (allocate each value at its "
      "definition, free after its last use; for checking the plan)"},
+    {"ZT_COMM_TIMEOUT_S", "300",
+     "seconds any rendezvous or collective may wait before failing with an error that names the "
+     "ranks it waited for (the one timeout policy of comm/ and launch/)"},
+    {"ZT_STORE", "", "host:port of the job's rendezvous store (set by `ztrain launch` for its workers)"},
+    {"ZT_STORE_TOKEN", "", "the job's random token; the store refuses clients that do not present it"},
+    {"ZT_STORE_BIND", "127.0.0.1",
+     "address the rendezvous store listens on; set 0.0.0.0 (or an interface) for multi-node jobs"},
 };
 
 const Info* Find(std::string_view name) {
@@ -91,6 +98,13 @@ int NumThreads() {
 std::string LogLevel() { return GetString("ZT_LOG_LEVEL"); }
 std::string DumpIrAfter() { return GetString("ZT_DUMP_IR"); }
 std::string DumpDir() { return GetString("ZT_DUMP_DIR"); }
+
+std::chrono::milliseconds CommTimeout() {
+  auto v = GetDouble("ZT_COMM_TIMEOUT_S");
+  if (!v.ok()) DieBadSetting(v.status());
+  if (!(*v > 0)) DieBadSetting(InvalidArgument("ZT_COMM_TIMEOUT_S must be > 0 seconds"));
+  return std::chrono::milliseconds(static_cast<int64_t>(*v * 1000.0));
+}
 
 std::string HelpText() {
   std::string s = "Environment settings:\n";

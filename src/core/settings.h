@@ -4,6 +4,7 @@
 // the value and what is accepted.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -38,6 +39,7 @@ int NumThreads();            // ZT_NUM_THREADS; 0 means "all cores"
 std::string LogLevel();      // ZT_LOG_LEVEL
 std::string DumpIrAfter();   // ZT_DUMP_IR
 std::string DumpDir();       // ZT_DUMP_DIR
+std::chrono::milliseconds CommTimeout();  // ZT_COMM_TIMEOUT_S
 
 // Help text listing every setting, for `ztrain --help`.
 std::string HelpText();

@@ -17,7 +17,9 @@
 
 namespace zt {
 
-class Communicator;  // comm/ (later issue): communication kernels reach it through the context
+namespace comm {
+class Communicator;  // communication kernels reach it through the context
+}
 
 struct KernelContext {
   const ir::AttrMap& attrs;
@@ -26,7 +28,7 @@ struct KernelContext {
   Tensor workspace;  // u8[bytes the op's workspace rule asked for]
   Backend& backend;
   Stream& stream;
-  Communicator* comm = nullptr;
+  comm::Communicator* comm = nullptr;
 };
 
 // A kernel returns an error only for failures from outside (a communication timeout, say);

@@ -23,7 +23,7 @@ static StatusOr<ExecMemoryMode> ModeFromSettings() {
   return InvalidArgument("ZT_EXEC_MEMORY='" + m + "'; use 'arena' or 'dynamic'");
 }
 
-Executor::Executor(Program& program, Backend& backend, ExecMemoryMode mode, Communicator* comm)
+Executor::Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm)
     : program_(program), backend_(backend), mode_(mode), comm_(comm) {}
 
 StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& backend,

@@ -24,7 +24,7 @@ enum class ExecMemoryMode { kArena, kDynamic };
 struct ExecutorOptions {
   // Defaults to ZT_EXEC_MEMORY.
   std::optional<ExecMemoryMode> memory;
-  Communicator* comm = nullptr;
+  comm::Communicator* comm = nullptr;
 };
 
 // Which phases a run executes (gradient accumulation runs forward+backward several times before
@@ -58,7 +58,7 @@ class Executor {
   ExecMemoryMode memory_mode() const { return mode_; }
 
  private:
-  Executor(Program& program, Backend& backend, ExecMemoryMode mode, Communicator* comm);
+  Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm);
   Status Prepare();
   Status AllocateRoot(const ir::Value* root);
   void FreeRoot(const ir::Value* root);
@@ -76,7 +76,7 @@ class Executor {
   Program& program_;
   Backend& backend_;
   ExecMemoryMode mode_;
-  Communicator* comm_;
+  comm::Communicator* comm_;
   std::vector<NodeExec> steps_;
   std::map<const ir::Value*, passes::LiveRange> ranges_;
   // Arena mode: one buffer per category. Dynamic mode: one buffer per live root.
