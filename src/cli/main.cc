@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/data_cmd.h"
+#include "cli/launch_cmd.h"
 #include "cli/train_cmd.h"
 #include "core/settings.h"
 
@@ -14,10 +15,11 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   zt::cli::RegisterTrainCommand(app, &exit_code);
   zt::cli::RegisterCompileCommand(app, &exit_code);
+  zt::cli::RegisterLaunchCommand(app, &exit_code);
 
   for (const auto& name : zt::settings::UnknownInEnvironment())
     std::fprintf(stderr, "ztrain: warning: %s is not a ztrain setting (see ztrain --help)\n", name.c_str());
-  CLI11_PARSE(app, argc, argv);  // runs train / compile when selected (they set exit_code)
+  CLI11_PARSE(app, argc, argv);  // runs train / compile / launch when selected (they set exit_code)
   if (data_cmd.selected()) return data_cmd.Run();
   return exit_code;
 }

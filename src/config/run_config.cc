@@ -38,7 +38,7 @@ constexpr std::string_view kFp16Keys[] = {
     "hysteresis", "min_loss_scale", "consecutive_hysteresis"};
 constexpr std::string_view kZeroKeys[] = {
     "stage", "reduce_bucket_size", "allgather_bucket_size", "overlap_comm", "contiguous_gradients",
-    "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold"};
+    "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold", "gather_unit"};
 constexpr std::string_view kOptimizerKeys[] = {"type", "params"};
 constexpr std::string_view kAdamWParams[] = {"lr", "betas", "eps", "weight_decay"};
 constexpr std::string_view kAdamParams[] = {"lr", "betas", "eps", "weight_decay", "adam_w_mode"};
@@ -252,6 +252,11 @@ Status ParseZero(const ObjectReader& top, RunConfig* c) {
   ZT_RETURN_IF_ERROR(z.Bool("contiguous_gradients", &o.contiguous_gradients));
   ZT_RETURN_IF_ERROR(z.Int("stage3_prefetch_bucket_size", &o.stage3_prefetch_bucket_size, 0));
   ZT_RETURN_IF_ERROR(z.Int("stage3_param_persistence_threshold", &o.stage3_param_persistence_threshold, 0));
+  ZT_RETURN_IF_ERROR(z.String("gather_unit", &o.gather_unit));
+  if (o.gather_unit != "block" && o.gather_unit != "param") {
+    return InvalidArgument("\"zero_optimization.gather_unit\" in " + top.label() + " must be \"block\" or \"param\", is \"" +
+                           o.gather_unit + "\"");
+  }
   return OkStatus();
 }
 

@@ -61,6 +61,9 @@ struct ZeroOptions {
   bool contiguous_gradients = true;            // gradients copied into one buffer as produced
   int64_t stage3_prefetch_bucket_size = 50000000;      // >= 0: elements fetched ahead (stage 3)
   int64_t stage3_param_persistence_threshold = 100000; // >= 0: smaller parameters stay unsharded
+  // ztrain's own key: what one ZeRO all-gather / reduce-scatter unit holds: "block" (the
+  // parameters of one transformer block, split at reduce_bucket_size) or "param" (one parameter).
+  std::string gather_unit = "block";
 };
 
 struct ModelSection {

@@ -113,6 +113,15 @@ void Graph::RemoveNode(Node* node) {
   nodes_.erase(nodes_.begin() + idx);
 }
 
+void Graph::RemovePersistent(Value* v) {
+  ZT_CHECK(v->persistent()) << "%" << v->name << " is defined by a node; remove the node instead";
+  auto it = std::find_if(values_.begin(), values_.end(), [&](auto& p) { return p.get() == v; });
+  ZT_CHECK(it != values_.end()) << "%" << v->name << " is not in the graph";
+  by_name_.erase(v->name);
+  removed_values_.push_back(std::move(*it));
+  values_.erase(it);
+}
+
 void Graph::MoveNode(Node* node, Node* before) {
   int idx = NodeIndex(node);
   ZT_CHECK_GE(idx, 0);

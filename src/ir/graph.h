@@ -93,6 +93,8 @@ class Graph {
                 const std::vector<OutputSpec>& outputs, Node* before = nullptr);
   // Removes a node and its outputs (which must be unused; Verify reports it otherwise).
   void RemoveNode(Node* node);
+  // Removes an input, param or state (which must be unused; Verify reports it otherwise).
+  void RemovePersistent(Value* v);
   // Moves `node` to just before `before` (nullptr: to the end).
   void MoveNode(Node* node, Node* before);
   // Replaces every use of `from` (node inputs, outputs list, loss, grads) by `to`.

@@ -101,6 +101,29 @@ std::vector<TypeSpec> OutputTypes(const Node& n) {
   return t;
 }
 
+const Alias* FindAlias(const Node& n, int output, int* input) {
+  for (const Alias& a : n.op->aliases) {
+    int in = a.output == kEveryOutput ? output + a.input : (a.output == output ? a.input : -1);
+    if (in >= 0 && in < static_cast<int>(n.inputs.size())) {
+      *input = in;
+      return &a;
+    }
+  }
+  return nullptr;
+}
+
+AliasTarget ResolveAlias(const Value* v) {
+  int64_t offset = 0;
+  while (v->producer != nullptr) {
+    int input = -1;
+    const Alias* found = FindAlias(*v->producer, v->producer_index, &input);
+    if (found == nullptr) break;
+    if (found->byte_offset) offset += found->byte_offset(*v->producer);
+    v = v->producer->inputs[input];
+  }
+  return {v, offset};
+}
+
 Cost NodeCost(const Node& n) {
   auto in = InputTypes(n);
   auto out = OutputTypes(n);

@@ -68,11 +68,24 @@ using WorkspaceFn = std::function<size_t(const NodeSig&)>;
 // kView: the output is the input's memory seen with another shape; both stay readable.
 // kInPlace: the output overwrites the input's memory; the input must not be used afterwards.
 enum class AliasKind { kView, kInPlace };
+inline constexpr int kEveryOutput = -1;
 struct Alias {
-  int output;
+  int output;  // kEveryOutput: every output o aliases input o + `input` (a shift)
   int input;
   AliasKind kind;
+  // Where the output starts within the input, in bytes (empty: at its start). A view of a slice.
+  std::function<int64_t(const Node& n)> byte_offset = nullptr;
 };
+
+// The value whose memory v uses (v itself unless v is an alias) and where v starts in it.
+struct AliasTarget {
+  const Value* root;
+  int64_t byte_offset;
+};
+AliasTarget ResolveAlias(const Value* v);
+// The alias rule of `n`'s output `output` and the input it aliases, or nullptr (rules naming an
+// input the node does not have do not apply).
+const Alias* FindAlias(const Node& n, int output, int* input);
 
 struct OpDef {
   std::string name;

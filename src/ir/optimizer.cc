@@ -9,8 +9,8 @@
 
 namespace zt::ir {
 
-std::string MasterName(const Value& p) { return p.name + ".master"; }
-std::string GradAccumName(const Value& p) { return p.name + ".grad_acc"; }
+std::string MasterName(const std::string& param) { return param + ".master"; }
+std::string GradAccumName(const std::string& param) { return param + ".grad_acc"; }
 
 Status AppendOptimizerStep(Graph& g, const OptimizerStepOptions& o) {
   if (g.grads().empty()) return FailedPrecondition("optimizer step: the graph has no gradients; run autodiff first");
@@ -22,7 +22,7 @@ Status AppendOptimizerStep(Graph& g, const OptimizerStepOptions& o) {
   if (o.grad_accum > 1) {
     b.set_phase(Phase::kBackward);
     for (auto& [p, grad] : grads) {
-      Value* acc = b.State(GradAccumName(*p), DType::kF32, p->shape, MemCategory::kGradients);
+      Value* acc = b.State(GradAccumName(p->name), DType::kF32, p->shape, MemCategory::kGradients);
       // The accumulated value (an in-place successor of acc) is what later nodes read.
       stored.push_back(ops::Accumulate(b, acc, grad, p->name + ".accumulate"));
     }
@@ -38,7 +38,7 @@ Status AppendOptimizerStep(Graph& g, const OptimizerStepOptions& o) {
     Value* m = b.State(p->name + ".exp_avg", DType::kF32, p->shape, MemCategory::kOptimizerState);
     Value* v = b.State(p->name + ".exp_avg_sq", DType::kF32, p->shape, MemCategory::kOptimizerState);
     std::vector<Value*> in = {p, stored[i], m, v, scalars, sumsq};
-    if (o.master_weights) in.push_back(b.State(MasterName(*p), DType::kF32, p->shape, MemCategory::kOptimizerState));
+    if (o.master_weights) in.push_back(b.State(MasterName(p->name), DType::kF32, p->shape, MemCategory::kOptimizerState));
     double wd = (o.adamw.no_decay_for_vectors && p->shape.rank() < 2) ? 0.0 : o.adamw.weight_decay;
     b.Emit("adamw", in,
            {{"beta1", o.adamw.beta1}, {"beta2", o.adamw.beta2}, {"eps", o.adamw.eps}, {"weight_decay", wd}},

@@ -38,7 +38,7 @@ inline constexpr const char* kGradSumSquares = "optimizer.grad_sumsq";
 Status AppendOptimizerStep(Graph& g, const OptimizerStepOptions& options);
 
 // Names of the per-parameter states the optimizer step adds.
-std::string MasterName(const Value& param);
-std::string GradAccumName(const Value& param);
+std::string MasterName(const std::string& param);
+std::string GradAccumName(const std::string& param);
 
 }  // namespace zt::ir

@@ -15,11 +15,10 @@ std::string TypeOf(const Value* v) { return std::string(DTypeName(v->dtype)) + v
 // Follows view aliases (not in-place ones) back to the value whose memory v shows.
 const Value* ViewRoot(const Value* v) {
   while (v->producer != nullptr) {
-    const Alias* view = nullptr;
-    for (const Alias& a : v->producer->op->aliases)
-      if (a.output == v->producer_index && a.kind == AliasKind::kView) view = &a;
-    if (view == nullptr) break;
-    v = v->producer->inputs[view->input];
+    int input = -1;
+    const Alias* a = FindAlias(*v->producer, v->producer_index, &input);
+    if (a == nullptr || a->kind != AliasKind::kView) break;
+    v = v->producer->inputs[input];
   }
   return v;
 }
@@ -122,12 +121,12 @@ Status Verify(const Graph& g) {
         return InvalidArgument(where + ": depends on " + g.Describe(d) + ", which is scheduled after it");
       }
     }
-    for (const Alias& a : op.aliases) {
-      if (a.kind != AliasKind::kInPlace) continue;
-      // Aliases of optional inputs apply only when the node has them.
-      if (a.input >= nin || a.output >= static_cast<int>(n->outputs.size())) continue;
-      const Value* in = n->inputs[a.input];
-      const Value* out = n->outputs[a.output];
+    for (int o = 0; o < static_cast<int>(n->outputs.size()); ++o) {
+      int input = -1;
+      const Alias* a = FindAlias(*n, o, &input);
+      if (a == nullptr || a->kind != AliasKind::kInPlace) continue;
+      const Value* in = n->inputs[input];
+      const Value* out = n->outputs[o];
       if (in->dtype != out->dtype || in->nbytes() != out->nbytes()) {
         return InvalidArgument(where + ": in-place output %" + out->name + " differs in size from %" + in->name);
       }

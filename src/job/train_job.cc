@@ -35,8 +35,8 @@ double LossFloorOf(const std::string& data_path) {
 Status LoadInitialWeights(const config::RunConfig& c, const ModelGraph& mg, Engine& engine) {
   if (c.model.weights.empty()) {
     int64_t layers = mg.model.family == models::ModelFamily::kGpt2 ? mg.model.gpt2.n_layer : mg.model.llama.num_hidden_layers;
-    return engine.InitParams([&](const ir::Value& p, const Tensor& host) {
-      models::InitParam(p.name, host, {.std = 0.02, .n_layer = layers, .seed = c.run.seed});
+    return engine.InitParams([&](const std::string& name, const Tensor& host) {
+      models::InitParam(name, host, {.std = 0.02, .n_layer = layers, .seed = c.run.seed});
     });
   }
   std::vector<models::ParamSpec> specs = models::ParamSpecs(mg.built);
@@ -48,8 +48,8 @@ Status LoadInitialWeights(const config::RunConfig& c, const ModelGraph& mg, Engi
   });
   if (!loaded.ok()) return loaded.status().WithContext("model.weights");
   for (const auto& w : loaded->warnings) ZT_LOG(WARNING) << "model.weights: " << w;
-  return engine.InitParams([&](const ir::Value& p, const Tensor& host) {
-    const auto& v = values.at(p.name);
+  return engine.InitParams([&](const std::string& name, const Tensor& host) {
+    const auto& v = values.at(name);
     std::copy(v.begin(), v.end(), host.as<float>());
   });
 }
@@ -58,13 +58,13 @@ Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& eng
   std::vector<std::vector<float>> storage;
   std::vector<models::TensorToWrite> tensors;
   std::vector<std::string> names;
-  ZT_RETURN_IF_ERROR(engine.ReadParams([&](const ir::Value& p, const Tensor& t) {
+  std::vector<Shape> shapes;
+  ZT_RETURN_IF_ERROR(engine.ReadParams([&](const std::string& name, const Tensor& t) {
     storage.emplace_back(t.as<float>(), t.as<float>() + t.numel());
-    names.push_back(p.name);
+    names.push_back(name);
+    shapes.push_back(t.shape);
   }));
-  for (size_t i = 0; i < storage.size(); ++i) {
-    tensors.push_back({names[i], Tensor(storage[i].data(), DType::kF32, mg.built.params[i]->shape)});
-  }
+  for (size_t i = 0; i < storage.size(); ++i) tensors.push_back({names[i], Tensor(storage[i].data(), DType::kF32, shapes[i])});
   auto files = models::ExportWeights(c.run.output_dir + "/final", mg.model, tensors);
   return files.ok() ? OkStatus() : files.status().WithContext("exporting the final weights");
 }

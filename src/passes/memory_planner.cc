@@ -9,16 +9,7 @@
 
 namespace zt::passes {
 
-const ir::Value* AliasRoot(const ir::Value* v) {
-  while (v->producer != nullptr) {
-    const ir::Alias* found = nullptr;
-    for (const ir::Alias& a : v->producer->op->aliases)
-      if (a.output == v->producer_index) found = &a;
-    if (found == nullptr) break;
-    v = v->producer->inputs[found->input];
-  }
-  return v;
-}
+const ir::Value* AliasRoot(const ir::Value* v) { return ir::ResolveAlias(v).root; }
 
 ir::Value* AliasRoot(ir::Value* v) { return const_cast<ir::Value*>(AliasRoot(static_cast<const ir::Value*>(v))); }
 
@@ -97,12 +88,12 @@ StatusOr<bool> MemoryPlanner::Run(ir::Graph& g) {
       placed.push_back({offset, offset + size, lr});
     }
   }
-  // Aliases share their root's memory and category.
+  // Aliases share their root's memory (from their byte offset in it) and category.
   for (const auto& v : g.values()) {
-    ir::Value* root = AliasRoot(v.get());
-    if (root == v.get()) continue;
-    v->offset = root->offset;
-    v->category = root->category;
+    ir::AliasTarget t = ir::ResolveAlias(v.get());
+    if (t.root == v.get()) continue;
+    v->offset = *t.root->offset + t.byte_offset;
+    v->category = t.root->category;
   }
   return true;
 }

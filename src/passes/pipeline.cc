@@ -21,7 +21,7 @@ Pipeline::Pipeline() {
   dump_dir_ = settings::DumpDir();
 }
 
-void Pipeline::Add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
+void Pipeline::Add(std::shared_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
 
 bool Pipeline::ShouldDump(const std::string& pass) const {
   return dump_after_.count("all") || dump_after_.count(pass);

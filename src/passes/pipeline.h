@@ -15,7 +15,7 @@ namespace zt::passes {
 class Pipeline {
  public:
   Pipeline();  // reads ZT_DUMP_IR / ZT_DUMP_DIR
-  void Add(std::unique_ptr<Pass> pass);
+  void Add(std::shared_ptr<Pass> pass);
   // "all" or a pass name; may be called several times.
   void DumpAfter(const std::string& pass_name) { dump_after_.insert(pass_name); }
   void set_dump_dir(const std::string& dir) { dump_dir_ = dir; }
@@ -28,7 +28,7 @@ class Pipeline {
   bool ShouldDump(const std::string& pass) const;
   Status Dump(const ir::Graph& g, int index, const std::string& pass);
 
-  std::vector<std::unique_ptr<Pass>> passes_;
+  std::vector<std::shared_ptr<Pass>> passes_;
   std::set<std::string> dump_after_;
   std::string dump_dir_;
   std::vector<std::pair<std::string, std::string>>* capture_ = nullptr;

@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "ir/autodiff.h"
 #include "runtime/adamw_scalars.h"
 #include "runtime/lr_schedule.h"
+#include "comm/communicator.h"
+#include "passes/data_parallel.h"
 
 namespace zt {
 namespace {
@@ -29,6 +32,9 @@ EngineOptions EngineOptions::FromConfig(const config::RunConfig& c) {
   o.optimizer = c.optimizer;
   o.scheduler = c.scheduler;
   o.wall_clock_breakdown = c.wall_clock_breakdown;
+  o.zero_stage = c.zero_stage;
+  o.gather_unit = c.zero.gather_unit == "param" ? passes::GatherUnit::kParam : passes::GatherUnit::kBlock;
+  o.bucket_elements = c.zero.reduce_bucket_size;
   return o;
 }
 
@@ -51,17 +57,32 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   auto e = std::unique_ptr<Engine>(new Engine());
   e->options_ = options;
   if (options.precision == config::Precision::kF16) e->scaler_ = LossScaler(options.fp16);
+  for (ir::Value* p : ir::ParamsOf(*g)) e->params_.push_back({p->name, p->dtype, p->shape});
   ZT_RETURN_IF_ERROR(BuildStepGraph(*g, spec, options));
-  ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), compile));
+  const int64_t world = options.comm ? options.comm->world_size() : 1;
+  CompileOptions co = compile;
+  std::shared_ptr<passes::ZeroPass> zero;
+  if (options.zero_stage >= 1) {
+    zero = std::make_shared<passes::ZeroPass>(
+        passes::ZeroOptions{options.zero_stage, world, options.gather_unit, options.bucket_elements});
+    co.passes.push_back(zero);
+  } else if (world > 1) {
+    co.passes.push_back(std::make_shared<passes::DataParallelPass>(world));
+  }
+  ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), co));
+  if (zero) e->layout_ = zero->layout();
   const ir::Graph& pg = e->program_->graph();
   e->tokens_ = spec.tokens;
   e->targets_ = spec.targets;
-  e->loss_ = spec.loss;
+  const ir::Value* global_loss = pg.FindValue(passes::kGlobalLoss);
+  e->loss_ = global_loss ? global_loss : spec.loss;
   e->seed_ = pg.FindValue(kLossSeed);
   e->scalars_ = pg.FindValue(ir::kAdamWScalarsInput);
   e->sumsq_ = pg.FindValue(ir::kGradSumSquares);
   ZT_CHECK(e->seed_ && e->scalars_ && e->sumsq_);
-  ZT_ASSIGN_OR_RETURN(e->executor_, Executor::Create(*e->program_, backend, exec));
+  ExecutorOptions eo = exec;
+  eo.comm = options.comm;
+  ZT_ASSIGN_OR_RETURN(e->executor_, Executor::Create(*e->program_, backend, eo));
   if (e->executor_->memory_mode() == ExecMemoryMode::kDynamic &&
       (options.grad_accum > 1 || options.wall_clock_breakdown)) {
     return InvalidArgument("ZT_EXEC_MEMORY=dynamic runs whole steps only: use it with gradient_accumulation_steps 1 "
@@ -70,60 +91,121 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   return e;
 }
 
-Status Engine::InitParams(const std::function<void(const ir::Value&, const Tensor&)>& init) {
-  const ir::Graph& g = program_->graph();
-  std::vector<float> f32;
-  std::vector<char> zeros, converted;
-  for (const auto& v : g.values()) {
-    if (v->kind == ir::ValueKind::kState) {
-      zeros.assign(v->nbytes(), 0);
-      ZT_RETURN_IF_ERROR(executor_->Write(v.get(), zeros.data(), zeros.size()));
+int Engine::rank() const { return options_.comm ? options_.comm->rank() : 0; }
+int Engine::world_size() const { return options_.comm ? options_.comm->world_size() : 1; }
+
+namespace {
+
+// Host conversions between f32 and a parameter dtype.
+Status FromF32Buffer(const float* src, int64_t n, DType dt, std::vector<char>* out) {
+  out->resize(static_cast<size_t>(n) * DTypeSize(dt));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (dt) {
+      case DType::kF32: reinterpret_cast<float*>(out->data())[i] = src[i]; break;
+      case DType::kBF16: reinterpret_cast<BFloat16*>(out->data())[i] = FloatToBF16(src[i]); break;
+      case DType::kF16: reinterpret_cast<Half*>(out->data())[i] = FloatToHalf(src[i]); break;
+      default: return InvalidArgument("parameters must be floating");
     }
   }
+  return OkStatus();
+}
+
+void ToF32Buffer(const char* src, DType dt, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = dt == DType::kF32    ? reinterpret_cast<const float*>(src)[i]
+             : dt == DType::kBF16 ? BF16ToFloat(reinterpret_cast<const BFloat16*>(src)[i])
+                                  : HalfToFloat(reinterpret_cast<const Half*>(src)[i]);
+  }
+}
+
+}  // namespace
+
+Status Engine::InitParams(const ParamFn& init) {
+  const ir::Graph& g = program_->graph();
+  std::vector<char> bytes;
   for (const auto& v : g.values()) {
-    if (v->kind != ir::ValueKind::kParam) continue;
-    f32.assign(static_cast<size_t>(v->shape.numel()), 0.0f);
-    init(*v, Tensor(f32.data(), DType::kF32, v->shape));
-    if (const ir::Value* master = g.FindValue(ir::MasterName(*v))) {
+    if (v->kind == ir::ValueKind::kState) {
+      bytes.assign(v->nbytes(), 0);
+      ZT_RETURN_IF_ERROR(executor_->Write(v.get(), bytes.data(), bytes.size()));
+    }
+  }
+  std::map<std::string, std::vector<float>> values;
+  for (const ParamInfo& p : params_) {
+    std::vector<float>& f32 = values[p.name];
+    f32.assign(static_cast<size_t>(p.shape.numel()), 0.0f);
+    init(p.name, Tensor(f32.data(), DType::kF32, p.shape));
+    if (const ir::Value* v = g.FindValue(p.name)) {  // a whole parameter (not stage 3)
+      ZT_RETURN_IF_ERROR(FromF32Buffer(f32.data(), p.shape.numel(), v->dtype, &bytes));
+      ZT_RETURN_IF_ERROR(executor_->Write(v, bytes.data(), bytes.size()));
+    }
+    if (const ir::Value* master = g.FindValue(ir::MasterName(p.name))) {
       ZT_RETURN_IF_ERROR(executor_->Write(master, f32.data(), f32.size() * sizeof(float)));
     }
-    converted.resize(v->nbytes());
-    Tensor dst(converted.data(), v->dtype, v->shape);
-    for (size_t i = 0; i < f32.size(); ++i) {
-      switch (v->dtype) {
-        case DType::kF32: dst.as<float>()[i] = f32[i]; break;
-        case DType::kBF16: dst.as<BFloat16>()[i] = FloatToBF16(f32[i]); break;
-        case DType::kF16: dst.as<Half>()[i] = FloatToHalf(f32[i]); break;
-        default: return InvalidArgument("parameter %" + v->name + " is not floating");
-      }
+  }
+  // ZeRO: this rank's slice of each unit's flat buffer into its master and parameter shards.
+  std::vector<float> flat;
+  for (const passes::ZeroUnit& u : layout_.units) {
+    flat.assign(static_cast<size_t>(u.padded), 0.0f);
+    for (const passes::ZeroParam& zp : u.params) {
+      const auto& v = values.at(zp.name);
+      std::copy(v.begin(), v.end(), flat.begin() + zp.offset);
     }
-    ZT_RETURN_IF_ERROR(executor_->Write(v.get(), converted.data(), converted.size()));
+    const float* mine = flat.data() + static_cast<int64_t>(rank()) * u.shard;
+    if (const ir::Value* master = g.FindValue(passes::ZeroStateName(u, "master"))) {
+      ZT_RETURN_IF_ERROR(executor_->Write(master, mine, static_cast<size_t>(u.shard) * sizeof(float)));
+    }
+    if (const ir::Value* shard = g.FindValue(passes::ZeroStateName(u, "shard"))) {
+      ZT_RETURN_IF_ERROR(FromF32Buffer(mine, u.shard, u.dtype, &bytes));
+      ZT_RETURN_IF_ERROR(executor_->Write(shard, bytes.data(), bytes.size()));
+    }
   }
   global_step_ = 0;
   applied_updates_ = 0;
   return OkStatus();
 }
 
-Status Engine::ReadParams(const std::function<void(const ir::Value&, const Tensor&)>& sink) {
+Status Engine::ReadParams(const ParamFn& sink) {
   const ir::Graph& g = program_->graph();
   std::vector<float> f32;
   std::vector<char> raw;
-  for (const auto& v : g.values()) {
-    if (v->kind != ir::ValueKind::kParam) continue;
-    f32.resize(static_cast<size_t>(v->shape.numel()));
-    if (const ir::Value* master = g.FindValue(ir::MasterName(*v))) {
-      ZT_RETURN_IF_ERROR(executor_->Read(master, f32.data(), f32.size() * sizeof(float)));
-    } else {
-      raw.resize(v->nbytes());
-      ZT_RETURN_IF_ERROR(executor_->Read(v.get(), raw.data(), raw.size()));
-      Tensor src(raw.data(), v->dtype, v->shape);
-      for (size_t i = 0; i < f32.size(); ++i) {
-        f32[i] = v->dtype == DType::kF32    ? src.as<float>()[i]
-                 : v->dtype == DType::kBF16 ? BF16ToFloat(src.as<BFloat16>()[i])
-                                            : HalfToFloat(src.as<Half>()[i]);
+  if (layout_.units.empty()) {
+    for (const ParamInfo& p : params_) {
+      f32.resize(static_cast<size_t>(p.shape.numel()));
+      if (const ir::Value* master = g.FindValue(ir::MasterName(p.name))) {
+        ZT_RETURN_IF_ERROR(executor_->Read(master, f32.data(), f32.size() * sizeof(float)));
+      } else {
+        const ir::Value* v = g.FindValue(p.name);
+        raw.resize(v->nbytes());
+        ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
+        ToF32Buffer(raw.data(), v->dtype, p.shape.numel(), f32.data());
       }
+      sink(p.name, Tensor(f32.data(), DType::kF32, p.shape));
     }
-    sink(*v, Tensor(f32.data(), DType::kF32, v->shape));
+    return OkStatus();
+  }
+  // ZeRO: gather every rank's f32 shard of each unit, then cut the unit into its parameters.
+  std::vector<float> shard, full;
+  for (const passes::ZeroUnit& u : layout_.units) {
+    shard.resize(static_cast<size_t>(u.shard));
+    if (const ir::Value* master = g.FindValue(passes::ZeroStateName(u, "master"))) {
+      ZT_RETURN_IF_ERROR(executor_->Read(master, shard.data(), shard.size() * sizeof(float)));
+    } else {
+      const ir::Value* v = g.FindValue(passes::ZeroStateName(u, "shard"));
+      ZT_CHECK(v != nullptr) << "ZeRO unit " << u.name << " has neither master nor shard";
+      raw.resize(v->nbytes());
+      ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
+      ToF32Buffer(raw.data(), v->dtype, u.shard, shard.data());
+    }
+    full.resize(static_cast<size_t>(u.padded));
+    if (options_.comm != nullptr && options_.comm->world_size() > 1) {
+      Tensor in(shard.data(), DType::kF32, Shape{u.shard}), out(full.data(), DType::kF32, Shape{u.padded});
+      ZT_RETURN_IF_ERROR(options_.comm->Wait(options_.comm->AllGather(in, out)).WithContext("gathering parameters"));
+    } else {
+      std::copy(shard.begin(), shard.end(), full.begin());
+    }
+    for (const passes::ZeroParam& zp : u.params) {
+      sink(zp.name, Tensor(full.data() + zp.offset, DType::kF32, zp.shape));
+    }
   }
   return OkStatus();
 }

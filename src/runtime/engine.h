@@ -19,6 +19,7 @@
 #include "runtime/executor.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/program.h"
+#include "passes/zero.h"
 
 namespace zt {
 
@@ -32,6 +33,12 @@ struct EngineOptions {
   bool no_decay_for_vectors = false;
   // Time forward, backward and optimizer phases separately (DeepSpeed's wall_clock_breakdown).
   bool wall_clock_breakdown = false;
+  // Data parallelism: ZeRO stage (0: gradients all-reduced; 1-3: passes/zero.h) over the ranks
+  // of `comm` (none: one rank).
+  int zero_stage = 0;
+  passes::GatherUnit gather_unit = passes::GatherUnit::kBlock;
+  int64_t bucket_elements = 500'000'000;
+  comm::Communicator* comm = nullptr;
   // Testing aid: steps (1-based global step numbers) whose loss seed is set to +inf, which makes
   // every gradient overflow exactly as a real fp16 overflow does.
   std::set<int64_t> inject_overflow_steps;
@@ -76,24 +83,38 @@ class Engine {
                                                   const CompileOptions& compile = {},
                                                   const ExecutorOptions& exec = {});
 
+  // The model's parameters (as the model builder named them), whatever the sharding.
+  struct ParamInfo {
+    std::string name;
+    DType dtype;
+    Shape shape;
+  };
+  const std::vector<ParamInfo>& params() const { return params_; }
+
   // Sets every parameter from f32 values `init` writes into a host tensor of the parameter's
-  // shape (the master copy gets them exactly; the parameter rounded to its dtype), and zeroes
-  // optimizer states and accumulators.
-  Status InitParams(const std::function<void(const ir::Value& param, const Tensor& host_f32)>& init);
+  // shape (master copies get them exactly, parameters rounded to their dtype; with ZeRO each rank
+  // keeps its shards), and zeroes optimizer states and accumulators. Call on every rank.
+  using ParamFn = std::function<void(const std::string& name, const Tensor& host_f32)>;
+  Status InitParams(const ParamFn& init);
 
   // One global step: grad_accum micro-batches from `next`, then the optimizer phase.
   StatusOr<StepStats> TrainStep(const BatchFn& next);
   // Mean loss of `batches` forward-only micro-batches (no state changes).
   StatusOr<double> Evaluate(const BatchFn& next, int64_t batches);
 
-  // The f32 value of each parameter (the master copy where there is one).
-  Status ReadParams(const std::function<void(const ir::Value& param, const Tensor& host_f32)>& sink);
+  // The f32 value of each whole parameter (from master copies where there are; with ZeRO the
+  // shards are all-gathered, so every rank must call it).
+  Status ReadParams(const ParamFn& sink);
 
   EngineState state() const;
   void Restore(const EngineState& s);
   double CurrentLearningRate() const;
 
   const EngineOptions& options() const { return options_; }
+  int rank() const;
+  int world_size() const;
+  // The ZeRO layout (stages 1-3; empty units otherwise).
+  const passes::ZeroLayout& zero_layout() const { return layout_; }
   Program& program() { return *program_; }
   Executor& executor() { return *executor_; }
   int64_t tokens_per_step() const;
@@ -114,6 +135,8 @@ class Engine {
   const ir::Value* scalars_ = nullptr;
   const ir::Value* sumsq_ = nullptr;
   LossScaler scaler_;
+  std::vector<ParamInfo> params_;
+  passes::ZeroLayout layout_;
   int64_t global_step_ = 0;
   int64_t applied_updates_ = 0;
   std::vector<int32_t> tokens_buf_, targets_buf_;

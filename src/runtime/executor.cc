@@ -105,16 +105,17 @@ void Executor::FreeRoot(const ir::Value* root) {
 }
 
 void* Executor::Address(const ir::Value* v) const {
-  const ir::Value* root = passes::AliasRoot(v);
+  ir::AliasTarget t = ir::ResolveAlias(v);
+  const ir::Value* root = t.root;
   if (root->nbytes() == 0) return nullptr;
   if (mode_ == ExecMemoryMode::kArena) {
     ZT_CHECK(root->offset.has_value()) << "%" << root->name << " has no planned offset";
     const Buffer& a = arenas_[static_cast<int>(root->category)];
-    return static_cast<char*>(a.data) + *root->offset;
+    return static_cast<char*>(a.data) + *root->offset + t.byte_offset;
   }
   auto it = dynamic_.find(root);
   ZT_CHECK(it != dynamic_.end()) << "%" << v->name << " has no memory now (dynamic mode keeps intermediates only while live)";
-  return it->second.data;
+  return static_cast<char*>(it->second.data) + t.byte_offset;
 }
 
 Tensor Executor::tensor(const ir::Value* v) const { return Tensor(Address(v), v->dtype, v->shape); }

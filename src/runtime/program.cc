@@ -11,6 +11,7 @@ StatusOr<std::unique_ptr<Program>> Program::Compile(std::unique_ptr<ir::Graph> g
   passes::Pipeline pipeline;
   for (const auto& p : options.dump_after) pipeline.DumpAfter(p);
   if (options.dump_sink) pipeline.CaptureDumps(options.dump_sink);
+  for (const auto& pass : options.passes) pipeline.Add(pass);
   if (options.dead_code_elimination) pipeline.Add(std::make_unique<passes::DeadCodeElimination>());
   pipeline.Add(std::make_unique<passes::MemoryPlanner>());
   ZT_RETURN_IF_ERROR(pipeline.Run(*graph));

@@ -15,6 +15,8 @@
 namespace zt {
 
 struct CompileOptions {
+  // Rewrites run first, in order (data parallelism, ZeRO, ...); then DCE and the memory planner.
+  std::vector<std::shared_ptr<passes::Pass>> passes;
   bool dead_code_elimination = true;
   // Pass names after which to dump IR (in addition to ZT_DUMP_IR).
   std::vector<std::string> dump_after;

@@ -34,8 +34,8 @@ StepResult Train(ExecMemoryMode mode, passes::PlanStats* plan) {
   CpuBackend backend;
   auto t = Engine::Create(std::move(g), {m->tokens, m->targets, m->loss}, {}, backend, {}, {.memory = mode});
   ZT_CHECK(t.ok()) << t.status().ToString();
-  ZT_CHECK_OK((*t)->InitParams([&](const ir::Value& p, const Tensor& host) {
-    models::InitParam(p.name, host, {.std = 0.02, .n_layer = c.n_layer, .seed = 7});
+  ZT_CHECK_OK((*t)->InitParams([&](const std::string& name, const Tensor& host) {
+    models::InitParam(name, host, {.std = 0.02, .n_layer = c.n_layer, .seed = 7});
   }));
   StepResult r;
   for (int step = 0; step < 3; ++step) {

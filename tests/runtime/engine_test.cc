@@ -46,8 +46,8 @@ struct TrainRun {
     auto e = Engine::Create(std::move(g), {m->tokens, m->targets, m->loss}, o, backend);
     ZT_CHECK(e.ok()) << e.status().ToString();
     engine = std::move(*e);
-    ZT_CHECK_OK(engine->InitParams([](const ir::Value& p, const Tensor& host) {
-      models::InitParam(p.name, host, {.std = 0.1, .n_layer = 2, .seed = 3});
+    ZT_CHECK_OK(engine->InitParams([](const std::string& name, const Tensor& host) {
+      models::InitParam(name, host, {.std = 0.1, .n_layer = 2, .seed = 3});
     }));
   }
 
@@ -70,7 +70,7 @@ struct TrainRun {
 
   std::vector<float> Params() {
     std::vector<float> all;
-    ZT_CHECK_OK(engine->ReadParams([&](const ir::Value&, const Tensor& t) {
+    ZT_CHECK_OK(engine->ReadParams([&](const std::string&, const Tensor& t) {
       all.insert(all.end(), t.as<float>(), t.as<float>() + t.numel());
     }));
     return all;
@@ -192,7 +192,7 @@ TEST(Engine, LowPrecisionKeepsF32MasterWeights) {
     for (const auto& v : g.values()) {
       if (v->kind != ir::ValueKind::kParam) continue;
       EXPECT_EQ(v->dtype, ParamDType(prec));
-      const ir::Value* m = g.FindValue(ir::MasterName(*v));
+      const ir::Value* m = g.FindValue(ir::MasterName(v->name));
       ASSERT_NE(m, nullptr) << v->name;
       EXPECT_EQ(m->dtype, DType::kF32);
       EXPECT_EQ(m->category, MemCategory::kOptimizerState);

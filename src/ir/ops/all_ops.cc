@@ -4,10 +4,12 @@
 #include "ir/ops/adamw.h"
 #include "ir/ops/attention.h"
 #include "ir/ops/cast.h"
+#include "ir/ops/collective.h"
 #include "ir/ops/constant.h"
 #include "ir/ops/cross_entropy.h"
 #include "ir/ops/elementwise.h"
 #include "ir/ops/embedding.h"
+#include "ir/ops/flat.h"
 #include "ir/ops/layernorm.h"
 #include "ir/ops/matmul.h"
 #include "ir/ops/optim_utils.h"
@@ -32,6 +34,8 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterCrossEntropyOps(r);
   RegisterOptimUtilsOps(r);
   RegisterAdamWOps(r);
+  RegisterCollectiveOps(r);
+  RegisterFlatOps(r);
 }
 
 }  // namespace zt::ir

@@ -3,10 +3,12 @@
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cast.h"
+#include "kernels/cpu/collective.h"
 #include "kernels/cpu/constant.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/flat.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/optim_utils.h"
@@ -32,6 +34,8 @@ void RegisterCpuKernels(KernelRegistry& r) {
   RegisterCrossEntropyCpuKernels(r);
   RegisterOptimUtilsCpuKernels(r);
   RegisterAdamWCpuKernels(r);
+  RegisterCollectiveCpuKernels(r);
+  RegisterFlatCpuKernels(r);
 }
 
 }  // namespace zt
