@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "config/run_config.h"
+#include "job/distributed.h"
 #include "job/plan_report.h"
 #include "job/train_job.h"
 
@@ -29,6 +30,7 @@ struct TrainArgs {
 struct CompileArgs {
   std::string config;
   std::vector<std::string> dump_ir;
+  int world_size = 1;
 };
 
 }  // namespace
@@ -40,7 +42,12 @@ void RegisterTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--no-progress", args->no_progress, "no live progress bar, even on a terminal");
   cmd->add_flag("--no-export", args->no_export, "do not write the final weights to <output_dir>/final");
   cmd->callback([args, exit_code] {
-    auto cfg = config::LoadRunConfig(args->config);
+    auto job = job::JoinJob();
+    if (!job.ok()) {
+      *exit_code = Fail(job.status());
+      return;
+    }
+    auto cfg = config::LoadRunConfig(args->config, job->world_size());
     if (!cfg.ok()) {
       *exit_code = Fail(cfg.status());
       return;
@@ -49,12 +56,18 @@ void RegisterTrainCommand(CLI::App& app, int* exit_code) {
     job::TrainOptions o;
     o.progress_bar = !args->no_progress && isatty(STDERR_FILENO);
     o.export_final = !args->no_export;
+    o.comm = job->comm.get();
     auto r = job::RunTraining(*cfg, backend, o);
     if (!r.ok()) {
       *exit_code = Fail(r.status());
       return;
     }
-    if (!r->eval_losses.empty() && r->loss_floor >= 0) {
+    Status done = job->connection.Finish();
+    if (!done.ok()) {
+      *exit_code = Fail(done);
+      return;
+    }
+    if (job->rank() == 0 && !r->eval_losses.empty() && r->loss_floor >= 0) {
       std::printf("final eval loss %.4f, data loss floor %.4f (%.4f above)\n", r->eval_losses.back(), r->loss_floor,
                   r->eval_losses.back() - r->loss_floor);
     }
@@ -69,14 +82,16 @@ void RegisterCompileCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--config", args->config, "run.json (only its model, batch and precision settings are used)")
       ->required();
   cmd->add_option("--dump-ir", args->dump_ir,
-                  "print the IR after this pass (input, dce, memory_plan or all); may be repeated");
+                  "print the IR after this pass (input, zero, data_parallel, dce, memory_plan or all); may be repeated");
+  cmd->add_option("--world-size", args->world_size, "plan for this many data-parallel ranks (per-rank memory)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args, exit_code] {
-    auto cfg = config::LoadRunConfig(args->config);
+    auto cfg = config::LoadRunConfig(args->config, args->world_size);
     if (!cfg.ok()) {
       *exit_code = Fail(cfg.status());
       return;
     }
-    auto report = job::CompileReport(*cfg, {args->dump_ir});
+    auto report = job::CompileReport(*cfg, {args->dump_ir, args->world_size});
     if (!report.ok()) {
       *exit_code = Fail(report.status());
       return;

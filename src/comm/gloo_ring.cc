@@ -55,24 +55,27 @@ Status GlooCommunicator::RingReduceScatter(const std::string& op, const void* in
   // partial sum of chunk rank-2-s from the left; after n-1 steps acc holds chunk `rank` in full.
   int first = Mod(rank_ - 1, n);
   Dispatch(dtype, in, [&](auto* src) { LoadF32(src, first * chunk, ValidIn(first, chunk, valid), chunk, acc); });
-  auto send_buf = context_->createUnboundBuffer(acc, chunk_bytes);
-  auto recv_buf = context_->createUnboundBuffer(tmp, chunk_bytes);
-  for (int s = 0; s < n - 1; ++s) {
-    const int cr = Mod(rank_ - 2 - s, n);
-    int peer = right;
-    try {
+  // Declared outside the try: they must outlive Fail(), which closes the connections.
+  std::unique_ptr<gloo::transport::UnboundBuffer> send_buf, recv_buf;
+  int peer = -1;
+  try {
+    send_buf = context_->createUnboundBuffer(acc, chunk_bytes);
+    recv_buf = context_->createUnboundBuffer(tmp, chunk_bytes);
+    for (int s = 0; s < n - 1; ++s) {
+      const int cr = Mod(rank_ - 2 - s, n);
+      peer = right;
       send_buf->send(right, slot);
       peer = left;
       recv_buf->recv(left, slot);
       if (!recv_buf->waitRecv(Remaining(deadline))) throw std::runtime_error("receive was aborted");
       peer = right;
       if (!send_buf->waitSend(Remaining(deadline))) throw std::runtime_error("send was aborted");
-    } catch (const std::exception& e) {
-      return Fail(op, peer, e.what());
-    } catch (...) {
-      return Fail(op, peer, "unknown exception from gloo");
+      Dispatch(dtype, in, [&](auto* src) { AddOwn(tmp, src, cr * chunk, ValidIn(cr, chunk, valid), chunk, acc); });
     }
-    Dispatch(dtype, in, [&](auto* src) { AddOwn(tmp, src, cr * chunk, ValidIn(cr, chunk, valid), chunk, acc); });
+  } catch (const std::exception& e) {
+    return Fail(op, peer, e.what());
+  } catch (...) {
+    return Fail(op, peer, "unknown exception from gloo");
   }
   return OkStatus();
 }
@@ -83,17 +86,19 @@ Status GlooCommunicator::RingAllGather(const std::string& op, void* base, size_t
   const int left = Mod(rank_ - 1, n), right = Mod(rank_ + 1, n);
   const size_t bytes = static_cast<size_t>(total) * elem_size;
   // Two buffers over the same memory: gloo allows one pending operation per buffer, and each
-  // step sends one chunk while receiving another.
-  auto send_buf = context_->createUnboundBuffer(base, bytes);
-  auto recv_buf = context_->createUnboundBuffer(base, bytes);
-  for (int s = 0; s < n - 1; ++s) {
-    // Step s forwards chunk rank-s (own at s=0, received at s-1) and receives chunk rank-1-s.
-    const int cs = Mod(rank_ - s, n), cr = Mod(rank_ - 1 - s, n);
-    const size_t send_len = static_cast<size_t>(ValidIn(cs, chunk, total)) * elem_size;
-    const size_t recv_len = static_cast<size_t>(ValidIn(cr, chunk, total)) * elem_size;
-    const size_t unit = static_cast<size_t>(chunk) * elem_size;
-    int peer = right;
-    try {
+  // step sends one chunk while receiving another. Declared outside the try (see above).
+  std::unique_ptr<gloo::transport::UnboundBuffer> send_buf, recv_buf;
+  int peer = -1;
+  try {
+    send_buf = context_->createUnboundBuffer(base, bytes);
+    recv_buf = context_->createUnboundBuffer(base, bytes);
+    for (int s = 0; s < n - 1; ++s) {
+      // Step s forwards chunk rank-s (own at s=0, received at s-1) and receives chunk rank-1-s.
+      const int cs = Mod(rank_ - s, n), cr = Mod(rank_ - 1 - s, n);
+      const size_t send_len = static_cast<size_t>(ValidIn(cs, chunk, total)) * elem_size;
+      const size_t recv_len = static_cast<size_t>(ValidIn(cr, chunk, total)) * elem_size;
+      const size_t unit = static_cast<size_t>(chunk) * elem_size;
+      peer = right;
       if (send_len > 0) send_buf->send(right, slot, cs * unit, send_len);
       peer = left;
       if (recv_len > 0) {
@@ -102,11 +107,11 @@ Status GlooCommunicator::RingAllGather(const std::string& op, void* base, size_t
       }
       peer = right;
       if (send_len > 0 && !send_buf->waitSend(Remaining(deadline))) throw std::runtime_error("send was aborted");
-    } catch (const std::exception& e) {
-      return Fail(op, peer, e.what());
-    } catch (...) {
-      return Fail(op, peer, "unknown exception from gloo");
     }
+  } catch (const std::exception& e) {
+    return Fail(op, peer, e.what());
+  } catch (...) {
+    return Fail(op, peer, "unknown exception from gloo");
   }
   return OkStatus();
 }

@@ -50,6 +50,12 @@ std::string GetString(std::string_view name) {
   return v ? std::string(v) : std::string(info->default_value);
 }
 
+bool IsSet(std::string_view name) {
+  ZT_CHECK(Find(name) != nullptr) << "setting " << name << " is not declared in core/settings.cc";
+  const char* v = std::getenv(std::string(name).c_str());
+  return v != nullptr && *v != '\0';
+}
+
 StatusOr<int64_t> GetInt(std::string_view name) {
   std::string v = GetString(name);
   char* end = nullptr;

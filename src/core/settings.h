@@ -30,6 +30,9 @@ StatusOr<int64_t> GetInt(std::string_view name);
 StatusOr<double> GetDouble(std::string_view name);
 StatusOr<bool> GetBool(std::string_view name);  // 1/0, true/false, yes/no, on/off
 
+// Whether the environment sets the declared setting (to a non-empty value).
+bool IsSet(std::string_view name);
+
 // ZT_* variables present in the environment but not declared (likely typos).
 std::vector<std::string> UnknownInEnvironment();
 

@@ -27,6 +27,8 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
   CompileOptions co;
   co.dump_after = r.dump_after;
   co.dump_sink = &dumps;
+  std::shared_ptr<passes::ZeroPass> zero;
+  co.passes = Engine::ShardingPasses(eo, r.world_size, &zero);
   ZT_ASSIGN_OR_RETURN(auto program, Program::Compile(std::move(mg.graph), co));
 
   std::string out;
@@ -36,6 +38,9 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
                 models::ModelFamilyName(mg.model.family), static_cast<long long>(params),
                 static_cast<long long>(c.micro_batch_size), static_cast<long long>(c.data.seq_len),
                 config::PrecisionName(c.precision), static_cast<long long>(c.gradient_accumulation_steps));
+  out += line;
+  std::snprintf(line, sizeof(line), "data parallel: %d rank(s), ZeRO stage %d%s\n", r.world_size, c.zero_stage,
+                zero ? (", " + std::to_string(zero->layout().units.size()) + " units").c_str() : "");
   out += line;
   const ir::Graph& g = program->graph();
   double flops[3];
@@ -60,6 +65,19 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
     out += Bytes(plan.arena_bytes[cat]) + "   live " + Bytes(plan.live_peak[cat]) + "\n";
   }
   out += "  total             " + Bytes(plan.arena_total) + "   live " + Bytes(plan.live_peak_total) + "\n";
+  if (r.world_size > 1 || c.zero_stage > 0) {
+    // The ZeRO paper's model-state bytes for comparison (mixed precision: 2-byte parameters and
+    // gradients; f32 training: 4-byte; K = 12 bytes of optimizer state per parameter).
+    double psi = static_cast<double>(params), n = r.world_size;
+    double pb = c.precision == config::Precision::kF32 ? 4 : 2;
+    double p_formula = c.zero_stage == 3 ? pb * psi / n : pb * psi;
+    double g_formula = c.zero_stage >= 2 ? pb * psi / n : pb * psi;
+    double o_formula = c.zero_stage >= 1 ? 12 * psi / n : (c.precision == config::Precision::kF32 ? 8 : 12) * psi;
+    std::snprintf(line, sizeof(line),
+                  "ZeRO paper per rank (no padding): parameters %.0f B, gradients %.0f B, optimizer %.0f B\n",
+                  p_formula, g_formula, o_formula);
+    out += line;
+  }
   for (const auto& w : mg.warnings) out += "warning: " + w + "\n";
   return out;
 }

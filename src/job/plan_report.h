@@ -11,7 +11,8 @@
 namespace zt::job {
 
 struct CompileRequest {
-  std::vector<std::string> dump_after;  // pass names ("input", "dce", "memory_plan", "all")
+  std::vector<std::string> dump_after;  // pass names ("input", "zero", "data_parallel", "dce", "memory_plan", "all")
+  int world_size = 1;                   // ranks to plan for (ZeRO shards, per-rank memory)
 };
 
 // Returns the report text (dumps first, then the summary).

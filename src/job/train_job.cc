@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "comm/communicator.h"
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "data/sampler.h"
@@ -54,7 +55,8 @@ Status LoadInitialWeights(const config::RunConfig& c, const ModelGraph& mg, Engi
   });
 }
 
-Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& engine) {
+// Every rank takes part (ZeRO gathers the shards); rank 0 writes.
+Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& engine, int rank) {
   std::vector<std::vector<float>> storage;
   std::vector<models::TensorToWrite> tensors;
   std::vector<std::string> names;
@@ -64,6 +66,7 @@ Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& eng
     names.push_back(name);
     shapes.push_back(t.shape);
   }));
+  if (rank != 0) return OkStatus();
   for (size_t i = 0; i < storage.size(); ++i) tensors.push_back({names[i], Tensor(storage[i].data(), DType::kF32, shapes[i])});
   auto files = models::ExportWeights(c.run.output_dir + "/final", mg.model, tensors);
   return files.ok() ? OkStatus() : files.status().WithContext("exporting the final weights");
@@ -73,10 +76,16 @@ Status ExportFinal(const config::RunConfig& c, const ModelGraph& mg, Engine& eng
 
 StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, const TrainOptions& o) {
   TrainResult result;
+  const int rank = o.comm ? o.comm->rank() : 0;
+  const int world = o.comm ? o.comm->world_size() : 1;
+  if (c.world_size != world) {
+    return InvalidArgument("the run config was checked for " + std::to_string(c.world_size) + " ranks, the job has " +
+                           std::to_string(world));
+  }
   std::error_code ec;
   std::filesystem::create_directories(c.run.output_dir, ec);
   if (ec) return Unavailable("cannot create run.output_dir " + c.run.output_dir + ": " + ec.message());
-  if (o.rank == 0) {
+  if (rank == 0) {
     ZT_RETURN_IF_ERROR(WriteFileAtomically(c.run.output_dir + "/run.json", c.raw.dump(2) + "\n"));
   }
 
@@ -86,8 +95,7 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
 
   auto train_file = data::TokenFile::Open(c.data.train, vocab);
   if (!train_file.ok()) return train_file.status().WithContext("data.train");
-  data::SamplerOptions so{c.data.seq_len, c.micro_batch_size, c.gradient_accumulation_steps, o.world_size, o.rank,
-                          c.run.seed};
+  data::SamplerOptions so{c.data.seq_len, c.micro_batch_size, c.gradient_accumulation_steps, world, rank, c.run.seed};
   auto sampler = data::BatchSampler::Create(**train_file, so);
   if (!sampler.ok()) return sampler.status().WithContext("data.train");
   std::unique_ptr<data::TokenFile> eval_file;
@@ -103,18 +111,19 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
   result.loss_floor = LossFloorOf(c.data.train);
 
   EngineOptions eo = EngineOptions::FromConfig(c);
+  eo.comm = o.comm;
   ZT_ASSIGN_OR_RETURN(auto engine, Engine::Create(std::move(mg.graph), {mg.built.tokens, mg.built.targets, mg.built.loss},
                                                   eo, backend));
   ZT_RETURN_IF_ERROR(LoadInitialWeights(c, mg, *engine));
 
   MetricsOptions mo;
-  mo.jsonl_path = o.rank == 0 ? c.run.output_dir + "/metrics.jsonl" : "";
+  mo.jsonl_path = rank == 0 ? c.run.output_dir + "/metrics.jsonl" : "";
   mo.steps_per_print = c.steps_per_print;
   mo.total_steps = c.run.steps;
   mo.flops_per_step = engine->flops_per_step();
   mo.tokens_per_step = engine->tokens_per_step();
   mo.predicted_peak_bytes = engine->program().plan().arena_total;
-  mo.progress_bar = o.progress_bar && o.rank == 0;
+  mo.progress_bar = o.progress_bar && rank == 0;
   ZT_ASSIGN_OR_RETURN(auto metrics, MetricsLogger::Open(mo));
 
   auto evaluate = [&](int64_t step) -> Status {
@@ -123,25 +132,25 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
       eval->Fill(i, t, y);
     }, eval->num_batches()));
     result.eval_losses.push_back(loss);
-    if (o.rank == 0) metrics->OnEval(step, loss);
+    if (rank == 0) metrics->OnEval(step, loss);
     return OkStatus();
   };
 
-  if (o.rank == 0 && result.loss_floor >= 0) std::printf("data loss floor: %.4f\n", result.loss_floor);
+  if (rank == 0 && result.loss_floor >= 0) std::printf("data loss floor: %.4f\n", result.loss_floor);
   for (int64_t step = 1; step <= c.run.steps; ++step) {
     ZT_ASSIGN_OR_RETURN(StepStats st, engine->TrainStep([&](int m, std::vector<int32_t>& t, std::vector<int32_t>& y) {
       sampler->Fill(m, t, y);
     }));
     sampler->Advance();
     result.losses.push_back(st.loss);
-    if (o.rank == 0) metrics->OnStep(st, backend.stats().peak_total());
+    if (rank == 0) metrics->OnStep(st, backend.stats().peak_total());
     if (c.run.eval_interval > 0 && step % c.run.eval_interval == 0 && step != c.run.steps) {
       ZT_RETURN_IF_ERROR(evaluate(step));
     }
   }
   ZT_RETURN_IF_ERROR(evaluate(c.run.steps));
   metrics->Finish();
-  if (o.export_final && o.rank == 0) ZT_RETURN_IF_ERROR(ExportFinal(c, mg, *engine));
+  if (o.export_final) ZT_RETURN_IF_ERROR(ExportFinal(c, mg, *engine, rank));
   return result;
 }
 

@@ -14,13 +14,17 @@
 #include "config/run_config.h"
 #include "core/status.h"
 
+namespace zt::comm {
+class Communicator;
+}
+
 namespace zt::job {
 
 struct TrainOptions {
   bool progress_bar = false;  // usually isatty(stderr)
   bool export_final = true;   // write <output_dir>/final
-  int rank = 0;
-  int world_size = 1;
+  // The job's communicator (data parallelism over its ranks); null for a single process.
+  comm::Communicator* comm = nullptr;
 };
 
 struct TrainResult {

@@ -181,6 +181,11 @@ Status Agent::StartStore() {
 
 Status Agent::StartWorkers() {
   const std::string store = comm::FormatHostPort(plan_.store.host, plan_.store.port);
+  // Workers share this node's cores: unless told otherwise, each gets its share of kernel threads
+  // (several OpenMP teams spinning on the same cores slow every one of them down).
+  std::string threads = settings::IsSet("ZT_NUM_THREADS")
+                            ? settings::GetString("ZT_NUM_THREADS")
+                            : std::to_string(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN) / plan_.nproc));
   for (int i = 0; i < plan_.nproc; ++i) {
     Worker w;
     w.local_rank = i;
@@ -195,7 +200,8 @@ Status Agent::StartWorkers() {
                                {"MASTER_ADDR", plan_.store.host},
                                {"MASTER_PORT", std::to_string(plan_.store.port)},
                                {"ZT_STORE", store},
-                               {"ZT_STORE_TOKEN", plan_.token}});
+                               {"ZT_STORE_TOKEN", plan_.token},
+                               {"ZT_NUM_THREADS", threads}});
     req.signal_mask = old_mask_;
     int out[2] = {-1, -1}, err[2] = {-1, -1};
     if (options_.prefix_output) {
@@ -460,8 +466,7 @@ StatusOr<AgentPlan> PlanAgent(const AgentOptions& o) {
   }
   p.hosts_store = p.node_rank == 0;
 
-  const char* bind_env = std::getenv("ZT_STORE_BIND");
-  const bool bind_given = bind_env != nullptr && *bind_env != '\0';
+  const bool bind_given = settings::IsSet("ZT_STORE_BIND");
   if (master) {
     p.store = *master;
     p.bind_host = bind_given ? settings::GetString("ZT_STORE_BIND") : master->host;

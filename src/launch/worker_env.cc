@@ -304,9 +304,8 @@ StatusOr<JobConnection> ConnectJob(const WorkerEnv& env) {
     }
     at = comm::HostPort{env.master_addr, env.master_port};
     if (env.rank == 0) {
-      const char* bind_env = std::getenv("ZT_STORE_BIND");
-      std::string bind = settings::GetString("ZT_STORE_BIND");               // the declared default...
-      if (bind_env == nullptr || *bind_env == '\0') bind = env.master_addr;  // ...unless unset: MASTER_ADDR
+      // ZT_STORE_BIND when the user set it, else MASTER_ADDR (not the declared loopback default).
+      std::string bind = settings::IsSet("ZT_STORE_BIND") ? settings::GetString("ZT_STORE_BIND") : env.master_addr;
       auto server = comm::TcpStoreServer::Start(bind, env.master_port, env.token);
       if (!server.ok()) {
         return server.status().WithContext("rank 0 could not host the job's store on " +

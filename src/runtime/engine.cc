@@ -51,6 +51,20 @@ Status Engine::BuildStepGraph(ir::Graph& g, const EngineSpec& spec, const Engine
   return ir::AppendOptimizerStep(g, opt);
 }
 
+std::vector<std::shared_ptr<passes::Pass>> Engine::ShardingPasses(const EngineOptions& options, int64_t world,
+                                                                  std::shared_ptr<passes::ZeroPass>* zero) {
+  std::vector<std::shared_ptr<passes::Pass>> out;
+  if (options.zero_stage >= 1) {
+    auto z = std::make_shared<passes::ZeroPass>(
+        passes::ZeroOptions{options.zero_stage, world, options.gather_unit, options.bucket_elements});
+    if (zero) *zero = z;
+    out.push_back(z);
+  } else if (world > 1) {
+    out.push_back(std::make_shared<passes::DataParallelPass>(world));
+  }
+  return out;
+}
+
 StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, const EngineSpec& spec,
                                                  const EngineOptions& options, Backend& backend,
                                                  const CompileOptions& compile, const ExecutorOptions& exec) {
@@ -62,13 +76,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   const int64_t world = options.comm ? options.comm->world_size() : 1;
   CompileOptions co = compile;
   std::shared_ptr<passes::ZeroPass> zero;
-  if (options.zero_stage >= 1) {
-    zero = std::make_shared<passes::ZeroPass>(
-        passes::ZeroOptions{options.zero_stage, world, options.gather_unit, options.bucket_elements});
-    co.passes.push_back(zero);
-  } else if (world > 1) {
-    co.passes.push_back(std::make_shared<passes::DataParallelPass>(world));
-  }
+  for (auto& p : ShardingPasses(options, world, &zero)) co.passes.push_back(p);
   ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), co));
   if (zero) e->layout_ = zero->layout();
   const ir::Graph& pg = e->program_->graph();

@@ -77,6 +77,10 @@ class Engine {
   // Turns a forward graph into the whole step graph (loss-scale seed, backward, accumulation,
   // norm, optimizer) without compiling or allocating anything (`ztrain compile` uses this).
   static Status BuildStepGraph(ir::Graph& forward, const EngineSpec& spec, const EngineOptions& options);
+  // The rewrites that shard the step over `world_size` ranks (data parallel or ZeRO); `zero` (if
+  // given) receives the ZeRO pass, whose layout is known after it ran.
+  static std::vector<std::shared_ptr<passes::Pass>> ShardingPasses(const EngineOptions& options, int64_t world_size,
+                                                                    std::shared_ptr<passes::ZeroPass>* zero = nullptr);
 
   static StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<ir::Graph> forward, const EngineSpec& spec,
                                                   const EngineOptions& options, Backend& backend,

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <unistd.h>
 #include <fstream>
 
 #include "backend/cpu/cpu_backend.h"
@@ -21,7 +22,7 @@ namespace {
 constexpr double kFloorMargin = 0.1;
 
 std::string TestDir(const std::string& name) {
-  std::string d = ::testing::TempDir() + "zt_job_" + name;
+  std::string d = ::testing::TempDir() + "zt_job_" + name + "." + std::to_string(getpid());
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;

@@ -13,6 +13,7 @@
 // sqrt(v), which magnifies rounding for elements whose gradients are near zero.
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -40,7 +41,8 @@ struct RunResult {
 
 std::string DataFile() {
   static std::string path = [] {
-    std::string p = ::testing::TempDir() + "zt_zero_eq_tokens.bin";
+    // Per process: ctest runs the cases of this file in parallel processes.
+    std::string p = ::testing::TempDir() + "zt_zero_eq_tokens." + std::to_string(getpid()) + ".bin";
     auto t = testing::RandomInts(20000, 77, 0, kVocab);
     std::vector<int32_t> tokens(t.begin(), t.end());
     ZT_CHECK_OK(data::WriteTokenFile(p, tokens, 2, kVocab));

@@ -6,13 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "kernels/cpu/dispatch.h"
 
 namespace zt::testing {
 
 std::unique_ptr<models::SafetensorsFile> RunTorchReference(const std::string& args, const std::string& tag) {
-  std::string out = ::testing::TempDir() + "zt_torch_ref_" + tag + ".safetensors";
+  std::string out = ::testing::TempDir() + "zt_torch_ref_" + tag + "." + std::to_string(getpid()) + ".safetensors";
   std::string cmd = std::string(ZT_PYTHON) + " " + ZT_SOURCE_DIR + "/tests/models/torch_reference.py " + args +
                     " --out " + out;
   int rc = std::system(cmd.c_str());
