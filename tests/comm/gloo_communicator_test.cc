@@ -118,8 +118,8 @@ TEST(GlooCommunicator, SixteenBitRoundingHappensOnce) {
 
 // ReduceScatter's slices, concatenated, are AllReduce's result bit for bit (ZeRO stages agree).
 TEST(GlooCommunicator, ReduceScatterSlicesEqualAllReduce) {
-  const int world = 3;
-  const int64_t slice = 11;
+  const int world = 4;
+  const int64_t slice = 257;
   std::vector<std::vector<float>> ar(world), rs(world);
   RunThreads(world, kTimeout, [&](int r, Communicator& c) {
     std::vector<float> in = Values(42, r, world * slice);
@@ -320,6 +320,9 @@ TEST(GlooCommunicator, TwoCommunicatorsShareAStore) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(got, (std::vector<float>{6.0f, 6.0f}));
+  // Each under its own prefix (docs/comm.md): gloo/1/ and gloo/2/.
+  for (const char* key : {"gloo/1/joined/0", "gloo/1/joined/1", "gloo/2/joined/0", "gloo/2/joined/1"})
+    EXPECT_TRUE(store.Wait({key}, milliseconds(0)).ok()) << key;
 }
 
 TEST(GlooCommunicator, PeerThatNeverJoinsFailsCreationNamingIt) {

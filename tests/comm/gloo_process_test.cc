@@ -101,7 +101,8 @@ TEST(GlooProcesses, OperationsOverFileStoreMatchReferenceInTwoRuns) {
   const int world = 3;
   std::vector<std::string> runs;
   for (int run = 0; run < 2; ++run) {
-    std::string dir = TempDir("ops");
+    ScopedTempDir tmp("ops");
+    const std::string& dir = tmp.path();
     auto st = RunProcesses(world, milliseconds(20000), [&](int rank) {
       FileStore store(dir + "/store", milliseconds(10000));
       return OpsChild(store, rank, world, dir);
@@ -122,7 +123,8 @@ TEST(GlooProcesses, OperationsOverTcpStore) {
   auto server = TcpStoreServer::Start("127.0.0.1", 0, *token);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const int port = (*server)->port();
-  std::string dir = TempDir("tcp");
+  ScopedTempDir tmp("tcp");
+  const std::string& dir = tmp.path();
   auto st = RunProcesses(world, milliseconds(20000), [&](int rank) {
     auto store = ConnectTcpStore("127.0.0.1", port, *token, milliseconds(10000));
     if (!store.ok()) return Fail(rank, "connect store", store.status());
@@ -219,7 +221,8 @@ void CheckSurvivors(int world, int victim, milliseconds timeout, const std::stri
 TEST(GlooProcesses, PeerThatExitsMidCollectiveIsNamed) {
   const int world = 3, victim = 1;
   const milliseconds timeout(3000);
-  std::string dir = TempDir("exit");
+  ScopedTempDir tmp("exit");
+  const std::string& dir = tmp.path();
   // The survivors wait in gloo's own broadcast, from the rank that leaves.
   auto broadcast = [&](Communicator& c, std::vector<float>& x) { return c.Wait(c.Broadcast(View(x), victim)); };
   RunWithDyingPeer(world, victim, timeout, milliseconds(0), dir, broadcast, [&](Communicator&) {
@@ -235,10 +238,14 @@ TEST(GlooProcesses, PeerKilledMidCollectiveIsNamedByNeighboursAndOthers) {
   // broken connection or from the neighbours' reports, not blame the neighbours.
   const int world = 4, victim = 2;
   const milliseconds timeout(2000);
-  std::string dir = TempDir("kill");
-  auto all_reduce = [](Communicator& c, std::vector<float>& x) { return c.Wait(c.AllReduce(View(x), ReduceOp::kSum)); };
+  ScopedTempDir tmp("kill");
+  const std::string& dir = tmp.path();
+  auto all_reduce = [](Communicator& c, std::vector<float>& x) {
+    return c.Wait(c.AllReduce(View(x), ReduceOp::kSum));
+  };
+  auto hang = [](Communicator&) { std::this_thread::sleep_for(milliseconds(60000)); };
   RunWithDyingPeer(
-      world, victim, timeout, timeout, dir, all_reduce, [&](Communicator&) { std::this_thread::sleep_for(milliseconds(60000)); },
+      world, victim, timeout, timeout, dir, all_reduce, hang,
       [&](const std::vector<pid_t>& pids) {
         // Kill the victim once every survivor is inside the collective.
         auto deadline = Clock::now() + milliseconds(20000);
@@ -256,7 +263,8 @@ TEST(GlooProcesses, PeerKilledMidCollectiveIsNamedByNeighboursAndOthers) {
 TEST(GlooProcesses, PeerThatNeverJoinsIsNamed) {
   const int world = 3;
   const milliseconds timeout(1000);
-  std::string dir = TempDir("join");
+  ScopedTempDir tmp("join");
+  const std::string& dir = tmp.path();
   auto st = RunProcesses(world, milliseconds(15000), [&](int rank) {
     if (rank == 2) return 0;  // never starts its communicator
     FileStore store(dir + "/store", timeout);

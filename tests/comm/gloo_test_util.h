@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -91,14 +92,27 @@ inline std::vector<int> RunProcesses(int world, milliseconds limit, const std::f
   return status;
 }
 
-inline std::string TempDir(const std::string& tag) {
-  std::string tmpl = ::testing::TempDir() + "zt_gloo_" + tag + "_XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  char* d = mkdtemp(buf.data());
-  EXPECT_NE(d, nullptr);
-  return d ? d : "";
-}
+// A fresh directory under the test temp dir, removed (with its contents) when this goes out of
+// scope in the parent (forked children leave through _exit, which runs no destructors).
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(const std::string& tag) {
+    std::string tmpl = ::testing::TempDir() + "zt_gloo_" + tag + "_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    char* d = mkdtemp(buf.data());
+    EXPECT_NE(d, nullptr) << "mkdtemp " << tmpl;
+    path_ = d ? d : "";
+  }
+  ~ScopedTempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 inline void WriteFile(const std::string& path, const std::string& s) {
   std::ofstream(path, std::ios::binary) << s;
