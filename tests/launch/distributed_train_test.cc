@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "comm/tcp_store.h"
 #include "data/synth.h"
 #include "launch/launch_test_util.h"
+#include "models/safetensors.h"
 
 namespace zt::launch {
 namespace {
@@ -19,7 +21,8 @@ namespace {
 using namespace testing;  // NOLINT
 
 // Synthetic data and a run.json in `dir`; returns the run.json path.
-std::string WriteRun(const TempDir& dir, const std::string& name, int micro, int accum, int stage, int steps) {
+std::string WriteRun(const TempDir& dir, const std::string& name, int micro, int accum, int stage, int steps,
+                     double lr = 3e-3) {
   if (access(dir.File("train.bin").c_str(), F_OK) != 0) {
     data::MarkovSynthOptions so;
     so.out = dir.File("train.bin");
@@ -32,7 +35,7 @@ std::string WriteRun(const TempDir& dir, const std::string& name, int micro, int
       {"train_micro_batch_size_per_gpu", micro},
       {"gradient_accumulation_steps", accum},
       {"zero_optimization", {{"stage", stage}}},
-      {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 3e-3}, {"weight_decay", 0.01}}}}},
+      {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", lr}, {"weight_decay", 0.01}}}}},
       {"steps_per_print", 10},
       {"model", {{"config", std::string(ZT_SOURCE_DIR) + "/configs/tiny-gpt2.json"}}},
       {"data", {{"train", dir.File("train.bin")}, {"seq_len", 32}}},
@@ -52,28 +55,69 @@ std::vector<double> Losses(const std::string& metrics) {
   return out;
 }
 
-TEST(DistributedTrain, LaunchedZero3MatchesOneProcess) {
+// Every parameter of an exported model, concatenated in file order.
+std::vector<float> Weights(const std::string& path) {
+  auto f = models::SafetensorsFile::Open(path);
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  std::vector<float> out;
+  if (!f.ok()) return out;
+  for (const auto& e : (*f)->entries()) {
+    Tensor t = (*f)->View(e);
+    out.insert(out.end(), t.as<float>(), t.as<float>() + t.numel());
+  }
+  return out;
+}
+
+// N ranks (real processes under `ztrain launch`, Gloo, the launcher's store) at each ZeRO stage
+// against one process accumulating N micro-batches of the same size: the same global batch.
+// Losses agree to 1e-5 (the ranks average them in f32). The weights: Gloo's ring sums each chunk
+// starting from a different rank (chunk c: c+1, c+2, ..., c), the one process accumulates
+// micro-batches in order 0, 1, ...; with N <= 2 the two orders are the same sum (addition
+// commutes exactly) and scaling by 1/N is exact, so the exported weights, gathered from the
+// shards, are the single process's byte for byte. With N = 3 (1/3 rounds) and N = 4 (three
+// additions in another order) they differ by f32 rounding: within 1% of the distance training
+// moved them (L2). (tests/runtime/zero_equivalence_test.cc shows that with rank-order sums
+// N = 4 is bit-identical too.)
+class LaunchedEquivalence : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(LaunchedEquivalence, MatchesOneProcessWithTheSameGlobalBatch) {
+  auto [world, stage] = GetParam();
+  constexpr int kSteps = 20;
   TempDir dir;
-  // 2 ranks x micro-batch 4 vs one process accumulating 2 micro-batches of 4: the same global batch.
-  std::string two = WriteRun(dir, "two", 4, 1, 3, 30);
-  std::string one = WriteRun(dir, "one", 4, 2, 0, 30);
-  Result r2 = RunProcess({kZtrain, "launch", "--nproc", "2", "--", "train", "--config", two, "--no-progress"}, {}, dir,
-                         "launch", 240);
-  ASSERT_EQ(r2.exit_code(), 0) << r2.err << r2.out;
+  std::string many = WriteRun(dir, "many", 4, 1, stage, kSteps);
+  std::string one = WriteRun(dir, "one", 4, world, 0, kSteps);
+  std::string zero = WriteRun(dir, "zero", 4, world, 0, 1, 0.0);  // lr 0: the initial weights
+  Result rn = RunProcess({kZtrain, "launch", "--nproc", std::to_string(world), "--", "train", "--config", many, "--no-progress"},
+                         {}, dir, "launch", 240);
+  ASSERT_EQ(rn.exit_code(), 0) << rn.err << rn.out;
   Result r1 = RunProcess({kZtrain, "train", "--config", one, "--no-progress"}, {{"ZT_NUM_THREADS", "1"}}, dir, "one", 240);
   ASSERT_EQ(r1.exit_code(), 0) << r1.err << r1.out;
-  auto l2 = Losses(dir.File("two/metrics.jsonl")), l1 = Losses(dir.File("one/metrics.jsonl"));
-  ASSERT_EQ(l2.size(), 30u);
-  ASSERT_EQ(l1.size(), 30u);
-  for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * l1[i]) << "step " << i + 1;
-  EXPECT_LT(l1.back(), l1.front() - 0.5);
-  // N = 2 and no clipping: every f32 operation that differs is exact, so the exported weights
-  // (gathered from the ZeRO-3 shards) are the single process's, byte for byte.
-  std::string w2 = ReadBytes(dir.File("two/final/model.safetensors"));
-  std::string w1 = ReadBytes(dir.File("one/final/model.safetensors"));
-  ASSERT_GT(w1.size(), 100000u);
-  EXPECT_TRUE(w1 == w2) << "exported weights differ";
+  Result r0 = RunProcess({kZtrain, "train", "--config", zero, "--no-progress"}, {}, dir, "zero", 240);
+  ASSERT_EQ(r0.exit_code(), 0) << r0.err << r0.out;
+  auto ln = Losses(dir.File("many/metrics.jsonl")), l1 = Losses(dir.File("one/metrics.jsonl"));
+  ASSERT_EQ(ln.size(), static_cast<size_t>(kSteps));
+  ASSERT_EQ(l1.size(), static_cast<size_t>(kSteps));
+  for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(ln[i], l1[i], 1e-5 * l1[i]) << "step " << i + 1;
+  EXPECT_LT(l1.back(), l1.front() - 0.3);
+  auto wn = Weights(dir.File("many/final/model.safetensors")), w1 = Weights(dir.File("one/final/model.safetensors"));
+  auto w0 = Weights(dir.File("zero/final/model.safetensors"));
+  ASSERT_EQ(wn.size(), w1.size());
+  ASSERT_EQ(w0.size(), w1.size());
+  if (world <= 2) EXPECT_TRUE(wn == w1) << "exported weights differ";
+  double diff = 0, moved = 0;
+  for (size_t i = 0; i < w1.size(); ++i) {
+    diff += (static_cast<double>(wn[i]) - w1[i]) * (static_cast<double>(wn[i]) - w1[i]);
+    moved += (static_cast<double>(w1[i]) - w0[i]) * (static_cast<double>(w1[i]) - w0[i]);
+  }
+  EXPECT_GT(moved, 0);
+  EXPECT_LE(std::sqrt(diff), 0.01 * std::sqrt(moved));
 }
+
+INSTANTIATE_TEST_SUITE_P(WorldsAndStages, LaunchedEquivalence,
+                         ::testing::Combine(::testing::Values(1, 2, 3, 4), ::testing::Values(0, 1, 2, 3)),
+                         [](const ::testing::TestParamInfo<std::tuple<int, int>>& i) {
+                           return "N" + std::to_string(std::get<0>(i.param)) + "_stage" + std::to_string(std::get<1>(i.param));
+                         });
 
 // The children (workers) of a process, from /proc.
 std::vector<pid_t> Children(pid_t pid) {
