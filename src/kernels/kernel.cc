@@ -1,12 +1,19 @@
 // Kernel registry.
 #include "kernels/kernel.h"
 
+#ifdef ZT_WITH_CUDA
+#include "kernels/cuda/registry.h"
+#endif
+
 namespace zt {
 
 KernelRegistry& KernelRegistry::Global() {
   static KernelRegistry* r = [] {
     auto* reg = new KernelRegistry();
     RegisterCpuKernels(*reg);
+#ifdef ZT_WITH_CUDA
+    RegisterCudaKernels(*reg);
+#endif
     return reg;
   }();
   return *r;

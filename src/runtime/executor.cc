@@ -23,8 +23,8 @@ static StatusOr<ExecMemoryMode> ModeFromSettings() {
   return InvalidArgument("ZT_EXEC_MEMORY='" + m + "'; use 'arena' or 'dynamic'");
 }
 
-Executor::Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm)
-    : program_(program), backend_(backend), mode_(mode), comm_(comm) {}
+Executor::Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm, bool poison)
+    : program_(program), backend_(backend), mode_(mode), comm_(comm), poison_(poison) {}
 
 StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& backend,
                                                      const ExecutorOptions& options) {
@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& 
   } else {
     ZT_ASSIGN_OR_RETURN(mode, ModeFromSettings());
   }
-  auto e = std::unique_ptr<Executor>(new Executor(program, backend, mode, options.comm));
+  auto e = std::unique_ptr<Executor>(new Executor(program, backend, mode, options.comm, options.poison));
   ZT_RETURN_IF_ERROR(e->Prepare());
   return e;
 }
@@ -82,6 +82,7 @@ Status Executor::Prepare() {
     for (int c = 0; c < kNumMemCategories; ++c) {
       if (plan.arena_bytes[c] == 0) continue;
       ZT_ASSIGN_OR_RETURN(arenas_[c], backend_.Allocate(plan.arena_bytes[c], static_cast<MemCategory>(c)));
+      if (poison_) backend_.Memset(arenas_[c].data, 0xFF, arenas_[c].bytes, backend_.stream(StreamKind::kCompute));
     }
   } else {
     for (const auto& [root, lr] : ranges_)
@@ -93,6 +94,7 @@ Status Executor::Prepare() {
 Status Executor::AllocateRoot(const ir::Value* root) {
   if (root->nbytes() == 0) return OkStatus();
   ZT_ASSIGN_OR_RETURN(Buffer b, backend_.Allocate(root->nbytes(), root->category));
+  if (poison_) backend_.Memset(b.data, 0xFF, b.bytes, backend_.stream(StreamKind::kCompute));
   dynamic_[root] = b;
   return OkStatus();
 }

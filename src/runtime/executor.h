@@ -25,6 +25,9 @@ struct ExecutorOptions {
   // Defaults to ZT_EXEC_MEMORY.
   std::optional<ExecMemoryMode> memory;
   comm::Communicator* comm = nullptr;
+  // Fill all memory with 0xFF bytes (NaN as floats) when allocated, so a kernel that leaves an
+  // output element unwritten is caught by comparisons (tests).
+  bool poison = false;
 };
 
 // Which phases a run executes (gradient accumulation runs forward+backward several times before
@@ -58,7 +61,7 @@ class Executor {
   ExecMemoryMode memory_mode() const { return mode_; }
 
  private:
-  Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm);
+  Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm, bool poison);
   Status Prepare();
   Status AllocateRoot(const ir::Value* root);
   void FreeRoot(const ir::Value* root);
@@ -77,6 +80,7 @@ class Executor {
   Backend& backend_;
   ExecMemoryMode mode_;
   comm::Communicator* comm_;
+  bool poison_;
   std::vector<NodeExec> steps_;
   std::map<const ir::Value*, passes::LiveRange> ranges_;
   // Arena mode: one buffer per category. Dynamic mode: one buffer per live root.

@@ -7,6 +7,8 @@
 #include "ir/ops/matmul.h"
 #include "support/gradcheck.h"
 #include "support/graph_runner.h"
+#include "support/device_compare.h"
+#include "backend/cpu/cpu_backend.h"
 
 namespace zt {
 namespace {
@@ -123,5 +125,22 @@ TEST(Matmul, CostIsTwoMNK) {
   EXPECT_DOUBLE_EQ(c.bytes_written, 30 * 4.0);
 }
 
+}  // namespace
+}  // namespace zt
+
+// The device-comparison harness itself, run CPU against a second CPU backend (here, without a
+// GPU): identical results pass; a poisoned run would expose unwritten outputs.
+namespace zt {
+namespace {
+TEST(DeviceCompareHarness, CpuAgainstCpuAgreesWithGradients) {
+  testing::CompareOptions o;
+  o.gradients = true;
+  o.other = [] { return std::make_unique<CpuBackend>(); };
+  testing::CompareWithCpu({{"a", Shape{3, 5}}, {"b", Shape{4, 5}}},
+                          [](ir::Builder& b, const std::vector<ir::Value*>& v) {
+                            return std::vector<ir::Value*>{ir::ops::Linear(b, v[0], v[1])};
+                          },
+                          o);
+}
 }  // namespace
 }  // namespace zt
