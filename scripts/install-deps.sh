@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libcli11-dev libfmt-dev libgloo-dev
+  nlohmann-json3-dev libcli11-dev libfmt-dev libgloo-dev libxxhash-dev
   python3-torch python3-numpy
 )
 

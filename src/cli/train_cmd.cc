@@ -7,8 +7,9 @@
 #include <cstdio>
 #include <memory>
 
-#include "backend/cpu/cpu_backend.h"
 #include "config/run_config.h"
+#include "core/logging.h"
+#include "job/device.h"
 #include "job/distributed.h"
 #include "job/plan_report.h"
 #include "job/train_job.h"
@@ -52,12 +53,24 @@ void RegisterTrainCommand(CLI::App& app, int* exit_code) {
       *exit_code = Fail(cfg.status());
       return;
     }
-    CpuBackend backend;
+    // The device: GPU LOCAL_RANK when CUDA is built and present, unless ZT_DEVICE says otherwise.
+    auto backend = job::CreateBackend(job->env.local_rank);
+    if (!backend.ok()) {
+      *exit_code = Fail(backend.status());
+      return;
+    }
+    ZT_LOG(INFO) << "device: " << (*backend)->Describe();
+    // The communicator fits the device (Gloo on the CPU, NCCL on CUDA), so it comes after it.
+    if (Status c = job::CreateCommunicator(*job, **backend); !c.ok()) {
+      *exit_code = Fail(c);
+      return;
+    }
     job::TrainOptions o;
     o.progress_bar = !args->no_progress && isatty(STDERR_FILENO);
     o.export_final = !args->no_export;
     o.comm = job->comm.get();
-    auto r = job::RunTraining(*cfg, backend, o);
+    o.store = job->connection.store.get();
+    auto r = job::RunTraining(*cfg, **backend, o);
     if (!r.ok()) {
       *exit_code = Fail(r.status());
       return;

@@ -31,7 +31,7 @@ namespace {
 constexpr std::string_view kTopKeys[] = {
     "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
     "bf16", "fp16", "gradient_clipping", "zero_optimization", "optimizer", "scheduler",
-    "steps_per_print", "wall_clock_breakdown", "model", "data", "run"};
+    "steps_per_print", "wall_clock_breakdown", "model", "data", "run", "checkpoint"};
 constexpr std::string_view kBf16Keys[] = {"enabled"};
 constexpr std::string_view kFp16Keys[] = {
     "enabled", "auto_cast", "loss_scale", "initial_scale_power", "loss_scale_window",
@@ -55,6 +55,8 @@ constexpr std::string_view kAllSchedulerParams[] = {
 constexpr std::string_view kModelKeys[] = {"config", "weights"};
 constexpr std::string_view kDataKeys[] = {"train", "eval", "seq_len"};
 constexpr std::string_view kRunKeys[] = {"steps", "seed", "output_dir", "eval_interval", "eval_batches"};
+constexpr std::string_view kCheckpointKeys[] = {"dir",        "interval", "tiers",     "keep_last", "max_in_flight",
+                                                "io_threads", "chunk_mb", "direct_io", "resume"};
 
 constexpr KnownSection kKnown[] = {
     {"", kTopKeys},
@@ -68,6 +70,7 @@ constexpr KnownSection kKnown[] = {
     {"model", kModelKeys},
     {"data", kDataKeys},
     {"run", kRunKeys},
+    {"checkpoint", kCheckpointKeys},
 };
 
 // DeepSpeed keys that ztrain recognises but does not implement (a clearer error than "unknown").
@@ -433,6 +436,42 @@ Status ParseModelDataRun(const ObjectReader& top, const std::string& base_dir, R
   return OkStatus();
 }
 
+Status ParseCheckpoint(const ObjectReader& top, const std::string& base_dir, RunConfig* c) {
+  CheckpointSection& k = c->checkpoint;
+  k.dir = c->run.output_dir + "/checkpoints";
+  if (!top.Has("checkpoint")) return OkStatus();
+  ZT_ASSIGN_OR_RETURN(ObjectReader r, top.Object("checkpoint"));
+  ZT_RETURN_IF_ERROR(r.CheckKeys(kCheckpointKeys));
+  if (r.Has("dir")) {
+    ZT_RETURN_IF_ERROR(r.String("dir", &k.dir));
+    k.dir = ResolvePath(base_dir, k.dir);
+  }
+  ZT_RETURN_IF_ERROR(r.Int("interval", &k.interval, 0));
+  if (r.Has("tiers")) {
+    const json& t = r.value()["tiers"];
+    if (!t.is_array() || t.empty()) return r.Error("tiers", "must be a non-empty list of \"host\" and/or \"disk\"");
+    k.host_tier = k.disk_tier = false;
+    for (const json& e : t) {
+      if (e == "host") k.host_tier = true;
+      else if (e == "disk") k.disk_tier = true;
+      else return r.Error("tiers", "has " + e.dump() + "; the tiers are \"host\" (shared memory) and \"disk\"");
+    }
+  }
+  ZT_RETURN_IF_ERROR(r.Int("keep_last", &k.keep_last, 0, 1000000));
+  ZT_RETURN_IF_ERROR(r.Int("max_in_flight", &k.max_in_flight, 1, 64));
+  ZT_RETURN_IF_ERROR(r.Int("io_threads", &k.io_threads, 1, 256));
+  int64_t chunk_mb = k.chunk_bytes >> 20;
+  ZT_RETURN_IF_ERROR(r.Int("chunk_mb", &chunk_mb, 1, 4096));
+  k.chunk_bytes = chunk_mb << 20;
+  ZT_RETURN_IF_ERROR(r.Bool("direct_io", &k.direct_io));
+  std::string resume = "auto";
+  ZT_RETURN_IF_ERROR(r.String("resume", &resume));
+  if (resume != "auto" && resume != "never")
+    return r.Error("resume", "is \"" + resume + "\"; use \"auto\" (continue from the newest checkpoint) or \"never\"");
+  k.resume = resume == "auto";
+  return OkStatus();
+}
+
 // Records the first key that appears twice in one object while nlohmann parses.
 class DuplicateKeyFinder {
  public:
@@ -500,6 +539,7 @@ StatusOr<RunConfig> ParseRunConfig(const json& j, int world_size, const std::str
   ZT_RETURN_IF_ERROR(top.Int("steps_per_print", &c.steps_per_print, 1));
   ZT_RETURN_IF_ERROR(top.Bool("wall_clock_breakdown", &c.wall_clock_breakdown));
   ZT_RETURN_IF_ERROR(ParseModelDataRun(top, base_dir, &c));
+  ZT_RETURN_IF_ERROR(ParseCheckpoint(top, base_dir, &c));
   c.raw = j;
   return c;
 }

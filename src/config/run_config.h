@@ -85,6 +85,22 @@ struct RunSection {
   int64_t eval_batches = 8;   // micro-batches per evaluation
 };
 
+// "checkpoint" (ours): periodic checkpoints to the host-memory tier and/or disk, and resuming
+// from the newest one (docs/checkpoint-format.md, docs/checkpoint-tiers.md).
+struct CheckpointSection {
+  std::string dir;             // checkpoint root (default <output_dir>/checkpoints)
+  int64_t interval = 0;        // steps between checkpoints; 0: none (the last step is always saved when > 0)
+  bool host_tier = true;       // "tiers" has "host": every checkpoint also to shared memory
+  bool disk_tier = true;       // "tiers" has "disk": persisted to `dir`
+  int keep_last = 2;           // committed checkpoints kept on disk (0: all)
+  int max_in_flight = 2;       // C: disk checkpoints being written at once
+  int io_threads = 4;          // chunk writers
+  int64_t chunk_bytes = 8 << 20;
+  bool direct_io = false;      // O_DIRECT writes
+  bool resume = true;          // "resume": "auto" (newest checkpoint of the tiers) or "never"
+  bool enabled() const { return interval > 0; }
+};
+
 struct RunConfig {
   int64_t train_batch_size = 0;
   int64_t micro_batch_size = 0;  // train_micro_batch_size_per_gpu
@@ -102,6 +118,7 @@ struct RunConfig {
   ModelSection model;
   DataSection data;
   RunSection run;
+  CheckpointSection checkpoint;
   nlohmann::json raw;  // the file as given, for records and checkpoints
 };
 

@@ -25,6 +25,24 @@ constexpr Info kSettings[] = {
     {"ZT_STORE_TOKEN", "", "the job's random token; the store refuses clients that do not present it"},
     {"ZT_STORE_BIND", "127.0.0.1",
      "address the rendezvous store listens on; set 0.0.0.0 (or an interface) for multi-node jobs"},
+    {"ZT_SHM_PREFIX", "",
+     "POSIX shared-memory name prefix of the job's host-memory checkpoint tier ('/name'); `ztrain launch` "
+     "sets a fresh one per job unless given; unset in a worker: no host-memory tier"},
+    {"ZT_RESTART_COUNT", "0",
+     "which attempt of the job this worker belongs to (set by `ztrain launch --max-restarts`; 0 first)"},
+    {"ZT_PROFILE", "0",
+     "1: time every node of the step (no CUDA graph; the device is synchronized after each node) and "
+     "print a per-op table at the end of `ztrain train`"},
+    {"ZT_ATTENTION", "auto",
+     "CUDA attention path: 'auto' (cuDNN's fused flash attention where it runs, our kernels "
+     "elsewhere), 'cudnn' (the same, warning once per case that falls back and why) or 'fallback' "
+     "(our kernels only)"},
+    {"ZT_DEVICE", "auto",
+     "where `ztrain train` runs: 'auto' (the GPU LOCAL_RANK when CUDA is built and a GPU is present, else "
+     "the CPU), 'cpu', or 'cuda' (a GPU or an error)"},
+    {"ZT_CUDA_GRAPHS", "1",
+     "capture each training step into a CUDA graph and replay it (CUDA backend, arena memory mode); 0 runs "
+     "every step kernel by kernel"},
 };
 
 const Info* Find(std::string_view name) {

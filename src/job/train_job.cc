@@ -12,6 +12,8 @@
 #include "core/logging.h"
 #include "data/sampler.h"
 #include "data/token_file.h"
+#include "job/checkpointing.h"
+#include "job/device.h"
 #include "job/step_builder.h"
 #include "models/init.h"
 #include "models/weights.h"
@@ -116,14 +118,25 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
                                                   eo, backend));
   ZT_RETURN_IF_ERROR(LoadInitialWeights(c, mg, *engine));
 
+  std::unique_ptr<Checkpointer> checkpoints;
+  int64_t resumed = 0;
+  if (c.checkpoint.enabled()) {
+    ZT_ASSIGN_OR_RETURN(checkpoints, Checkpointer::Create(c, *engine, *sampler, o.store, rank, world));
+    ZT_ASSIGN_OR_RETURN(ResumePoint from, checkpoints->Resume());
+    resumed = from.step;
+  }
+  result.first_step = resumed + 1;
+
   MetricsOptions mo;
   mo.jsonl_path = rank == 0 ? c.run.output_dir + "/metrics.jsonl" : "";
+  mo.append = resumed > 0;
   mo.steps_per_print = c.steps_per_print;
   mo.total_steps = c.run.steps;
   mo.flops_per_step = engine->flops_per_step();
   mo.tokens_per_step = engine->tokens_per_step();
   mo.predicted_peak_bytes = engine->program().plan().arena_total;
   mo.progress_bar = o.progress_bar && rank == 0;
+  mo.peak_flops = PeakFlops(backend, c.precision);
   ZT_ASSIGN_OR_RETURN(auto metrics, MetricsLogger::Open(mo));
 
   auto evaluate = [&](int64_t step) -> Status {
@@ -137,19 +150,25 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
   };
 
   if (rank == 0 && result.loss_floor >= 0) std::printf("data loss floor: %.4f\n", result.loss_floor);
-  for (int64_t step = 1; step <= c.run.steps; ++step) {
+  for (int64_t step = resumed + 1; step <= c.run.steps; ++step) {
     ZT_ASSIGN_OR_RETURN(StepStats st, engine->TrainStep([&](int m, std::vector<int32_t>& t, std::vector<int32_t>& y) {
       sampler->Fill(m, t, y);
     }));
     sampler->Advance();
     result.losses.push_back(st.loss);
     if (rank == 0) metrics->OnStep(st, backend.stats().peak_total());
+    if (checkpoints) ZT_RETURN_IF_ERROR(checkpoints->AfterStep(step, step == c.run.steps));
     if (c.run.eval_interval > 0 && step % c.run.eval_interval == 0 && step != c.run.steps) {
       ZT_RETURN_IF_ERROR(evaluate(step));
     }
   }
+  if (checkpoints) ZT_RETURN_IF_ERROR(checkpoints->Finish());
   ZT_RETURN_IF_ERROR(evaluate(c.run.steps));
   metrics->Finish();
+  if (rank == 0 && engine->executor().profiler() != nullptr) {
+    std::fputs(engine->executor().profiler()->Report().c_str(), stdout);
+    std::fflush(stdout);
+  }
   if (o.export_final) ZT_RETURN_IF_ERROR(ExportFinal(c, mg, *engine, rank));
   return result;
 }

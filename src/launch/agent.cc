@@ -1,7 +1,10 @@
-// The agent: plan (options -> ranks, store address, program), then one event loop over a
-// signalfd (SIGCHLD, SIGINT, SIGTERM, SIGHUP) and the workers' output pipes. Multi-node agents
-// also meet in the store: a failure on one node is published there and stops every node, and
-// every agent waits for every node's workers before exiting (node 0 keeps the store up till then).
+// The agent: plan (options -> ranks, store address, program, host-memory prefix), then one event
+// loop per gang over a signalfd (SIGCHLD, SIGINT, SIGTERM, SIGHUP) and the workers' output pipes.
+// A worker failure with restarts left stops the gang like a failure does, and once every worker
+// is reaped the next gang starts with ZT_RESTART_COUNT one higher (same store, same token, same
+// ZT_SHM_PREFIX). Multi-node agents also meet in the store: a failure on one node is published
+// there and stops every node, and every agent waits for every node's workers before exiting
+// (node 0 keeps the store up till then); they do not restart.
 #include "launch/agent.h"
 
 #include <errno.h>
@@ -22,8 +25,10 @@
 #include <memory>
 #include <optional>
 
+#include "ckpt/host_store.h"
 #include "comm/tcp_store.h"
 #include "core/settings.h"
+#include "launch/gang_guard.h"
 #include "launch/hostfile.h"
 #include "launch/output_pump.h"
 #include "launch/process.h"
@@ -39,6 +44,9 @@ constexpr char kFailureKey[] = "zt/launch/failure";       // what failed first (
 constexpr char kFailuresKey[] = "zt/launch/failures";     // counter: > 0 once anything failed
 constexpr char kNodesDoneKey[] = "zt/launch/nodes_done";  // counter of nodes whose workers ended
 constexpr auto kStorePollInterval = std::chrono::milliseconds(500);
+const std::string kShmDir = "/dev/shm";  // where POSIX shared memory lives on Linux
+// How long a restart waits for what the old gang's workers left in their groups to die.
+constexpr auto kLeftoverWait = std::chrono::seconds(2);
 
 void Say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void Say(const char* fmt, ...) {
@@ -76,6 +84,24 @@ StatusOr<std::string> ResolveProgram(const std::string& program) {
   return InvalidArgument("--program " + program + " was not found in PATH; give its path");
 }
 
+// "/zt-<digits>-<alnum>": the form of an agent's own prefix (ckpt::DefaultShmPrefix), whose
+// segments any later agent removes once that pid is gone.
+bool LooksLikeAgentPrefix(const std::string& prefix) {
+  if (prefix.rfind("/zt-", 0) != 0) return false;
+  size_t i = 4;
+  while (i < prefix.size() && isdigit(static_cast<unsigned char>(prefix[i]))) ++i;
+  if (i == 4 || i >= prefix.size() || prefix[i] != '-') return false;
+  size_t j = ++i;
+  while (j < prefix.size() && isalnum(static_cast<unsigned char>(prefix[j]))) ++j;
+  return j > i && j == prefix.size();
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 std::string ConnectHostFor(const std::string& bind_host) {
   if (bind_host == "0.0.0.0" || bind_host.empty()) return "127.0.0.1";
   if (bind_host == "::") return "::1";
@@ -102,12 +128,17 @@ class Agent {
   }
   Status SetUpSignals();
   void RestoreSignals();
+  void RemoveOrphans();
+  void StartGuard();
+  void CleanUpHostTier();
   Status StartStore();
   Status StartWorkers();
   void Loop();
   void HandleSignals();
   void Reap();
-  void BeginStop(int sig, int exit_code, const std::string& why);
+  void BeginStop(int sig, int exit_code, const std::string& why, bool restart = false);
+  void WaitForLeftovers();
+  int PendingSignal();
   void CheckOtherNodes();
   void Publish(const std::string& failure);
   void WaitForOtherNodes();
@@ -120,9 +151,12 @@ class Agent {
   int signal_fd_ = -1;
   std::unique_ptr<comm::TcpStoreServer> server_;
   std::unique_ptr<comm::Store> client_;  // multi-node only
-  std::vector<Worker> workers_;
+  std::vector<Worker> workers_;  // the current gang
   OutputPump pump_;
+  std::unique_ptr<GangGuard> guard_;
 
+  int restarts_ = 0;               // gangs started after the first: the current ZT_RESTART_COUNT
+  bool restart_pending_ = false;   // stopping the gang to start the next one
   bool stopping_ = false;
   bool killed_ = false;
   Clock::time_point kill_at_;
@@ -155,6 +189,53 @@ void Agent::RestoreSignals() {
   signal_fd_ = -1;
   if (signals_set_) pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
   signals_set_ = false;
+}
+
+void Agent::RemoveOrphans() {
+  auto removed = ckpt::RemoveOrphanedHostSegments();
+  if (!removed.ok()) {
+    Say("warning: could not remove host-memory segments left by dead agents: %s", removed.status().message().c_str());
+  } else if (!removed->empty()) {
+    Say("removed %zu host-memory segment(s) left by agents that no longer run: %s", removed->size(),
+        JoinNames(*removed).c_str());
+  }
+}
+
+// The guard kills the workers' groups (and unlinks the agent's own segments) if this process
+// dies without dismissing it. Without one (fork failed) the workers still have their
+// parent-death signal.
+void Agent::StartGuard() {
+  std::vector<std::string> segments;  // those this node's workers may create
+  if (!plan_.shm_prefix.empty() && !plan_.keep_host_segments) {
+    for (int i = 0; i < plan_.nproc; ++i)
+      segments.push_back(kShmDir + ckpt::HostStore::SegmentName(plan_.shm_prefix, plan_.first_rank + i));
+  }
+  auto guard = GangGuard::Start(plan_.nproc, std::move(segments));
+  if (!guard.ok()) {
+    Say("warning: %s; processes the workers start may outlive a killed agent", guard.status().message().c_str());
+    return;
+  }
+  guard_ = std::move(*guard);
+}
+
+void Agent::CleanUpHostTier() {
+  if (plan_.shm_prefix.empty()) return;
+  if (plan_.keep_host_segments) {
+    bool any = false;
+    for (int i = 0; i < plan_.nproc && !any; ++i)
+      any = access((kShmDir + ckpt::HostStore::SegmentName(plan_.shm_prefix, plan_.first_rank + i)).c_str(), F_OK) == 0;
+    if (any) {
+      Say("keeping the host-memory segments %s-r<rank> (ZT_SHM_PREFIX was given; remove them with `rm /dev/shm%s-r*`)",
+          plan_.shm_prefix.c_str(), plan_.shm_prefix.c_str());
+    }
+    return;
+  }
+  auto removed = ckpt::RemoveHostSegments(plan_.shm_prefix);
+  if (!removed.ok()) {
+    Say("warning: could not remove the job's host-memory segments: %s", removed.status().message().c_str());
+  } else if (!removed->empty()) {
+    Say("removed the job's host-memory segment(s): %s", JoinNames(*removed).c_str());
+  }
 }
 
 Status Agent::StartStore() {
@@ -193,15 +274,23 @@ Status Agent::StartWorkers() {
     SpawnRequest req;
     req.program = plan_.program;
     req.argv = plan_.argv;
-    req.env = EnvironmentWith({{"RANK", std::to_string(w.rank)},
-                               {"WORLD_SIZE", std::to_string(plan_.world_size)},
-                               {"LOCAL_RANK", std::to_string(i)},
-                               {"LOCAL_WORLD_SIZE", std::to_string(plan_.nproc)},
-                               {"MASTER_ADDR", plan_.store.host},
-                               {"MASTER_PORT", std::to_string(plan_.store.port)},
-                               {"ZT_STORE", store},
-                               {"ZT_STORE_TOKEN", plan_.token},
-                               {"ZT_NUM_THREADS", threads}});
+    std::vector<std::pair<std::string, std::string>> vars = {{"RANK", std::to_string(w.rank)},
+                                                             {"WORLD_SIZE", std::to_string(plan_.world_size)},
+                                                             {"LOCAL_RANK", std::to_string(i)},
+                                                             {"LOCAL_WORLD_SIZE", std::to_string(plan_.nproc)},
+                                                             {"MASTER_ADDR", plan_.store.host},
+                                                             {"MASTER_PORT", std::to_string(plan_.store.port)},
+                                                             {"ZT_STORE", store},
+                                                             {"ZT_STORE_TOKEN", plan_.token},
+                                                             {"ZT_NUM_THREADS", threads},
+                                                             {"ZT_RESTART_COUNT", std::to_string(restarts_)}};
+    std::vector<std::string> unset;
+    if (plan_.shm_prefix.empty()) {
+      unset.push_back("ZT_SHM_PREFIX");  // --no-host-tier: not even the agent's own environment's
+    } else {
+      vars.emplace_back("ZT_SHM_PREFIX", plan_.shm_prefix);
+    }
+    req.env = EnvironmentWith(vars, unset);
     req.signal_mask = old_mask_;
     int out[2] = {-1, -1}, err[2] = {-1, -1};
     if (options_.prefix_output) {
@@ -224,6 +313,7 @@ Status Agent::StartWorkers() {
     w.pid = *pid;
     w.running = true;
     workers_.push_back(w);
+    if (guard_) guard_->Watch(w.pid);
     if (options_.prefix_output) {
       const std::string prefix = "[rank " + std::to_string(w.rank) + "] ";
       pump_.Add(out[0], STDOUT_FILENO, prefix);
@@ -242,9 +332,12 @@ void Agent::Publish(const std::string& failure) {
   if (!s.ok()) Say("could not tell the other nodes about the failure: %s", s.message().c_str());
 }
 
-void Agent::BeginStop(int sig, int exit_code, const std::string& why) {
+// Stops the gang: `sig` to every running worker's group, SIGKILL after the grace period. With
+// `restart`, the next gang starts once all are reaped (unless a signal to the agent cancels it).
+void Agent::BeginStop(int sig, int exit_code, const std::string& why, bool restart) {
   if (stopping_) return;
   stopping_ = true;
+  restart_pending_ = restart;
   exit_code_ = exit_code;
   kill_at_ = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options_.grace_period_s * 1000));
   const int n = RunningCount();
@@ -252,7 +345,7 @@ void Agent::BeginStop(int sig, int exit_code, const std::string& why) {
     Say("stopping %d worker(s) with %s (SIGKILL after %gs)", n, SignalName(sig).c_str(), options_.grace_period_s);
   for (const auto& w : workers_)
     if (w.running) SignalGroup(w.pid, sig);
-  Publish(NodeName() + ": " + why);
+  if (!restart) Publish(NodeName() + ": " + why);
 }
 
 void Agent::Reap() {
@@ -262,6 +355,7 @@ void Agent::Reap() {
     pid_t r = waitpid(w.pid, &status, WNOHANG);
     if (r == 0 || (r < 0 && errno == EINTR)) continue;
     w.running = false;
+    if (guard_ && r > 0 && killpg(w.pid, 0) != 0 && errno == ESRCH) guard_->Forget(w.pid);  // nothing left in it
     if (r < 0) {  // cannot happen for our own child; do not spin on it
       Say("lost track of worker rank %d (pid %d): %s", w.rank, w.pid, strerror(errno));
       if (!stopping_) BeginStop(SIGTERM, 1, "the agent lost track of worker rank " + std::to_string(w.rank));
@@ -271,8 +365,18 @@ void Agent::Reap() {
     const std::string what =
         "worker rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ") " + DescribeExit(status);
     if (failed && !stopping_) {
-      Say("%s", what.c_str());
-      BeginStop(SIGTERM, 1, what);
+      const int max = options_.max_restarts;
+      if (restarts_ < max) {
+        Say("%s; restarting the job (restart %d of %d)", what.c_str(), restarts_ + 1, max);
+        BeginStop(SIGTERM, 1, what, /*restart=*/true);
+      } else {
+        if (max > 0) {
+          Say("%s; giving up: all %d restart(s) of --max-restarts %d were used", what.c_str(), restarts_, max);
+        } else {
+          Say("%s", what.c_str());
+        }
+        BeginStop(SIGTERM, 1, what);
+      }
     } else if (failed || stopping_) {
       Say("%s", what.c_str());
     }
@@ -287,6 +391,12 @@ void Agent::HandleSignals() {
     if (!stopping_) {
       Say("received %s; forwarding it to the workers", SignalName(sig).c_str());
       BeginStop(sig, 128 + sig, "the agent received " + SignalName(sig));
+    } else if (restart_pending_) {  // a signal to the agent never leads to a restart
+      restart_pending_ = false;
+      exit_code_ = 128 + sig;
+      Say("received %s while restarting the job; stopping instead", SignalName(sig).c_str());
+      for (const auto& w : workers_)
+        if (w.running) SignalGroup(w.pid, sig);
     } else if (!killed_) {
       Say("received %s again; killing the workers", SignalName(sig).c_str());
       kill_at_ = Clock::now();
@@ -348,6 +458,25 @@ void Agent::Loop() {
   }
 }
 
+// Before a new gang: waits (bounded) until the old gang's groups are empty, so nothing of it still
+// holds its devices or writes its host-memory segment while the new one starts.
+void Agent::WaitForLeftovers() {
+  const auto deadline = Clock::now() + kLeftoverWait;
+  for (const auto& w : workers_) {
+    while (killpg(w.pid, 0) == 0 && Clock::now() < deadline) usleep(10000);
+    if (killpg(w.pid, 0) == 0) Say("worker rank %d's process group %d still has processes; restarting anyway", w.rank, w.pid);
+  }
+}
+
+// The last SIGINT/SIGTERM/SIGHUP waiting in the signalfd (0: none); SIGCHLDs are dropped.
+int Agent::PendingSignal() {
+  signalfd_siginfo si;
+  int sig = 0;
+  while (read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si)))
+    if (si.ssi_signo != SIGCHLD) sig = static_cast<int>(si.ssi_signo);
+  return sig;
+}
+
 // After its own workers end, a multi-node agent waits until every node's workers have ended (or
 // a node failed, or ZT_COMM_TIMEOUT_S passed, or it is signalled): its exit status then covers the
 // whole job, and node 0 keeps the store up for the nodes still running. After a failure only node
@@ -377,10 +506,7 @@ void Agent::WaitForOtherNodes() {
     said = true;
     pollfd p{signal_fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(kStorePollInterval.count())) > 0) {
-      signalfd_siginfo si;
-      int sig = 0;
-      while (read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si)))
-        if (si.ssi_signo != SIGCHLD) sig = static_cast<int>(si.ssi_signo);
+      const int sig = PendingSignal();
       if (sig != 0) {
         Say("received %s while waiting for the other nodes", SignalName(sig).c_str());
         if (exit_code_ == 0) exit_code_ = 128 + sig;
@@ -394,23 +520,37 @@ void Agent::WaitForOtherNodes() {
 }
 
 int Agent::Run() {
-  if (options_.max_restarts > 0) {
-    Say("--max-restarts %d is recorded, but restarts are not implemented yet: a failed worker stops the job",
-        options_.max_restarts);
-  }
+  RemoveOrphans();
+  StartGuard();  // forks before the store opens its socket, which the guard must not hold
   Status s = SetUpSignals();
   if (s.ok()) s = StartStore();
   if (s.ok()) {
     Say("%s: starting %d worker(s), ranks %d..%d of %d; store at %s", NodeName().c_str(), plan_.nproc, plan_.first_rank,
         plan_.first_rank + plan_.nproc - 1, plan_.world_size,
         comm::FormatHostPort(plan_.store.host, plan_.store.port).c_str());
-    s = StartWorkers();
-    if (!s.ok()) {
-      Say("error: %s", s.message().c_str());
-      BeginStop(SIGTERM, 1, s.message());
-      s = OkStatus();
+    while (true) {
+      Status started = StartWorkers();
+      if (!started.ok()) {
+        Say("error: %s", started.message().c_str());
+        BeginStop(SIGTERM, 1, started.message());
+        restart_pending_ = false;  // a worker that cannot be started will not start next time either
+      }
+      Loop();
+      if (!restart_pending_) break;
+      WaitForLeftovers();
+      if (const int sig = PendingSignal(); sig != 0) {  // arrived after the last worker was reaped
+        Say("received %s while restarting the job; stopping instead", SignalName(sig).c_str());
+        exit_code_ = 128 + sig;
+        break;
+      }
+      if (guard_) guard_->ForgetAll();
+      workers_.clear();
+      ++restarts_;
+      restart_pending_ = stopping_ = killed_ = false;
+      exit_code_ = 0;
+      Say("restart %d of %d: starting %d worker(s) with ZT_RESTART_COUNT=%d", restarts_, options_.max_restarts,
+          plan_.nproc, restarts_);
     }
-    Loop();
     WaitForOtherNodes();
   }
   if (!s.ok()) {
@@ -420,6 +560,8 @@ int Agent::Run() {
   client_.reset();
   if (server_) server_->Stop();
   server_.reset();
+  CleanUpHostTier();
+  if (guard_) guard_->Dismiss();
   RestoreSignals();
   return exit_code_;
 }
@@ -429,6 +571,7 @@ int Agent::Run() {
 StatusOr<AgentPlan> PlanAgent(const AgentOptions& o) {
   AgentPlan p;
   if (o.max_restarts < 0) return InvalidArgument("--max-restarts must be >= 0");
+  p.max_restarts = o.max_restarts;
   if (!(o.grace_period_s >= 0)) return InvalidArgument("--grace-period must be >= 0 seconds");
   if (o.nproc < 0 || o.nproc > kMaxLocalWorkers)
     return InvalidArgument("--nproc " + std::to_string(o.nproc) + " is not in 1.." + std::to_string(kMaxLocalWorkers));
@@ -465,6 +608,12 @@ StatusOr<AgentPlan> PlanAgent(const AgentOptions& o) {
     p.world_size = hf.TotalSlots();
   }
   p.hosts_store = p.node_rank == 0;
+  if (o.max_restarts > 0 && p.num_nodes > 1) {
+    return InvalidArgument("--max-restarts " + std::to_string(o.max_restarts) + " with " + o.hostfile + "'s " +
+                           std::to_string(p.num_nodes) +
+                           " nodes: gang restarts work on a single node only; give --max-restarts 0 for a "
+                           "multi-node job (docs/launch.md)");
+  }
 
   const bool bind_given = settings::IsSet("ZT_STORE_BIND");
   if (master) {
@@ -502,6 +651,22 @@ StatusOr<AgentPlan> PlanAgent(const AgentOptions& o) {
   }
   p.argv.push_back(p.program);
   p.argv.insert(p.argv.end(), o.args.begin(), o.args.end());
+
+  if (o.host_tier) {
+    if (settings::IsSet("ZT_SHM_PREFIX")) {
+      p.shm_prefix = settings::GetString("ZT_SHM_PREFIX");
+      ZT_RETURN_IF_ERROR(ckpt::HostStore::CheckPrefix(p.shm_prefix));
+      if (LooksLikeAgentPrefix(p.shm_prefix)) {
+        return InvalidArgument("ZT_SHM_PREFIX='" + p.shm_prefix +
+                               "' has the form of an agent's own prefix (/zt-<pid>-<id>), whose segments any "
+                               "agent removes once that pid is gone; choose another name, e.g. /zt-myjob");
+      }
+      p.keep_host_segments = true;
+    } else {
+      ZT_ASSIGN_OR_RETURN(std::string id, comm::GenerateToken());
+      p.shm_prefix = ckpt::DefaultShmPrefix(static_cast<long>(getpid()), id.substr(0, 12));
+    }
+  }
   return p;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 
 extern char** environ;
@@ -99,15 +100,19 @@ void SignalGroup(pid_t pid, int sig) {
   if (pid > 0) killpg(pid, sig);  // ESRCH: nobody left in the group
 }
 
-std::vector<std::string> EnvironmentWith(const std::vector<std::pair<std::string, std::string>>& overrides) {
+std::vector<std::string> EnvironmentWith(const std::vector<std::pair<std::string, std::string>>& overrides,
+                                         const std::vector<std::string>& unset) {
   std::map<std::string, std::string> replace(overrides.begin(), overrides.end());
+  for (const auto& name : unset) replace.emplace(name, "");
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string kv(*e);
     if (replace.count(kv.substr(0, kv.find('=')))) continue;
     env.push_back(std::move(kv));
   }
-  for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : overrides) {
+    if (std::find(unset.begin(), unset.end(), k) == unset.end()) env.push_back(k + "=" + v);
+  }
   return env;
 }
 

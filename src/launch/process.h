@@ -26,6 +26,8 @@ struct SpawnRequest {
 
 // Starts the program in a new process group led by the child, stdin from /dev/null, SIGPIPE
 // default, and with a parent-death signal (SIGKILL) so workers do not outlive a killed agent.
+// That signal reaches only this child: Linux clears it in the children the program forks (it is
+// kept across execve), so what the program starts stays in its group for a GangGuard to kill.
 StatusOr<pid_t> Spawn(const SpawnRequest& req);
 
 // "SIGKILL" (or "signal 64" for one without a name).
@@ -35,7 +37,9 @@ std::string DescribeExit(int wait_status);
 // Sends sig to the process group led by pid; a group that is already gone is not an error.
 void SignalGroup(pid_t pid, int sig);
 
-// This process's environment with the named variables replaced/added ("NAME=value" entries).
-std::vector<std::string> EnvironmentWith(const std::vector<std::pair<std::string, std::string>>& overrides);
+// This process's environment with the named variables replaced/added ("NAME=value" entries) and
+// those in `unset` removed.
+std::vector<std::string> EnvironmentWith(const std::vector<std::pair<std::string, std::string>>& overrides,
+                                         const std::vector<std::string>& unset = {});
 
 }  // namespace zt::launch

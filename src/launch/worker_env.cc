@@ -216,6 +216,8 @@ StatusOr<WorkerEnv> DetectWorkerEnv(const EnvLookup& lookup) {
     w.store = *hp;
   }
   w.token = env.Get("ZT_STORE_TOKEN").value_or("");
+  ZT_ASSIGN_OR_RETURN(std::optional<int> restarts, env.Int("ZT_RESTART_COUNT", 0));
+  w.restart_count = restarts.value_or(0);
   if (auto a = env.Get("MASTER_ADDR")) w.master_addr = *a;
   if (auto p = env.Get("MASTER_PORT")) {
     w.master_port = ParsePort(*p);
@@ -261,7 +263,9 @@ JobConnection::~JobConnection() {
 Status JobConnection::Finish() {
   if (world_size == 1 && !server) return OkStatus();
   ZT_CHECK(store != nullptr) << "JobConnection::Finish without a store";
-  const std::string counter = "zt/job/finished", all = "zt/job/finished/all";
+  // The store outlives a gang (`ztrain launch --max-restarts`): each gang counts under its own keys.
+  const std::string counter = "zt/job/attempt-" + std::to_string(restart_count) + "/finished";
+  const std::string all = counter + "/all";
   ZT_ASSIGN_OR_RETURN(int64_t arrived, store->Add(counter, 1));
   if (arrived == world_size) ZT_RETURN_IF_ERROR(store->Set(all, "1"));
   if (server) {
@@ -278,6 +282,7 @@ StatusOr<JobConnection> ConnectJob(const WorkerEnv& env) {
   JobConnection job;
   job.rank = env.rank;
   job.world_size = env.world_size;
+  job.restart_count = env.restart_count;
   if (!env.store && env.world_size == 1) {
     job.store = std::make_unique<comm::MemoryStore>();
     job.store->set_timeout(timeout);

@@ -46,6 +46,7 @@ struct WorkerEnv {
   int master_port = 0;                  // MASTER_PORT; 0 when not set
   std::optional<comm::HostPort> store;  // ZT_STORE
   std::string token;                    // ZT_STORE_TOKEN; empty when not set
+  int restart_count = 0;                // ZT_RESTART_COUNT: which gang of the job this is (0: the first)
 
   std::string Describe() const;  // "rank 1/4 (local 1/2) from Open MPI"
 };
@@ -68,6 +69,7 @@ struct JobConnection {
   std::unique_ptr<comm::Store> store;            // timeout: ZT_COMM_TIMEOUT_S
   int rank = 0;
   int world_size = 1;
+  int restart_count = 0;  // Finish() counts under this gang's own keys, not an earlier gang's
 
   // Shutdown barrier: returns once every rank has called Finish() (on the store's host; other
   // ranks return at once after checking in), or DeadlineExceeded after the store's timeout.

@@ -8,6 +8,7 @@
 
 #include "ir/autodiff.h"
 #include "runtime/adamw_scalars.h"
+#include "runtime/host_convert.h"
 #include "runtime/lr_schedule.h"
 #include "comm/communicator.h"
 #include "passes/data_parallel.h"
@@ -71,14 +72,22 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   auto e = std::unique_ptr<Engine>(new Engine());
   e->options_ = options;
   if (options.precision == config::Precision::kF16) e->scaler_ = LossScaler(options.fp16);
-  for (ir::Value* p : ir::ParamsOf(*g)) e->params_.push_back({p->name, p->dtype, p->shape});
-  ZT_RETURN_IF_ERROR(BuildStepGraph(*g, spec, options));
   const int64_t world = options.comm ? options.comm->world_size() : 1;
+  std::vector<passes::ParamForLayout> pls;
+  for (ir::Value* p : ir::ParamsOf(*g)) {
+    e->params_.push_back({p->name, p->dtype, p->shape});
+    double wd = options.no_decay_for_vectors && p->shape.rank() < 2 ? 0.0 : options.optimizer.weight_decay;
+    pls.push_back({p, wd});
+  }
+  ZT_ASSIGN_OR_RETURN(e->ckpt_layout_,
+                      passes::PlanZeroLayout(pls, {options.zero_stage, world, options.gather_unit, options.bucket_elements}));
+  ZT_RETURN_IF_ERROR(BuildStepGraph(*g, spec, options));
   CompileOptions co = compile;
   std::shared_ptr<passes::ZeroPass> zero;
   for (auto& p : ShardingPasses(options, world, &zero)) co.passes.push_back(p);
   ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), co));
   if (zero) e->layout_ = zero->layout();
+  if (zero) ZT_RETURN_IF_ERROR(ckpt::CheckSameUnits(e->layout_, e->ckpt_layout_));
   const ir::Graph& pg = e->program_->graph();
   e->tokens_ = spec.tokens;
   e->targets_ = spec.targets;
@@ -102,31 +111,6 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
 int Engine::rank() const { return options_.comm ? options_.comm->rank() : 0; }
 int Engine::world_size() const { return options_.comm ? options_.comm->world_size() : 1; }
 
-namespace {
-
-// Host conversions between f32 and a parameter dtype.
-Status FromF32Buffer(const float* src, int64_t n, DType dt, std::vector<char>* out) {
-  out->resize(static_cast<size_t>(n) * DTypeSize(dt));
-  for (int64_t i = 0; i < n; ++i) {
-    switch (dt) {
-      case DType::kF32: reinterpret_cast<float*>(out->data())[i] = src[i]; break;
-      case DType::kBF16: reinterpret_cast<BFloat16*>(out->data())[i] = FloatToBF16(src[i]); break;
-      case DType::kF16: reinterpret_cast<Half*>(out->data())[i] = FloatToHalf(src[i]); break;
-      default: return InvalidArgument("parameters must be floating");
-    }
-  }
-  return OkStatus();
-}
-
-void ToF32Buffer(const char* src, DType dt, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    out[i] = dt == DType::kF32    ? reinterpret_cast<const float*>(src)[i]
-             : dt == DType::kBF16 ? BF16ToFloat(reinterpret_cast<const BFloat16*>(src)[i])
-                                  : HalfToFloat(reinterpret_cast<const Half*>(src)[i]);
-  }
-}
-
-}  // namespace
 
 Status Engine::InitParams(const ParamFn& init) {
   const ir::Graph& g = program_->graph();

@@ -20,6 +20,8 @@
 #include "runtime/loss_scaler.h"
 #include "runtime/program.h"
 #include "passes/zero.h"
+#include "ckpt/reshard.h"
+#include "ckpt/snapshot.h"
 
 namespace zt {
 
@@ -119,6 +121,17 @@ class Engine {
   int world_size() const;
   // The ZeRO layout (stages 1-3; empty units otherwise).
   const passes::ZeroLayout& zero_layout() const { return layout_; }
+
+  // Checkpoints (runtime/checkpoint_state.cc). The unit layout checkpoints slice: the ZeRO layout,
+  // or at stage 0 the same grouping for this world size, so any stage can restore any other.
+  const passes::ZeroLayout& checkpoint_layout() const { return ckpt_layout_; }
+  // This rank's training state after the last step: sections "<kind>/<unit>" (kinds master,
+  // exp_avg, exp_avg_sq), this rank's f32 slice [rank * shard, (rank + 1) * shard) of each unit.
+  // Host memory; every rank calls it (no communication).
+  Status TakeSnapshot(ckpt::RankSnapshot* s);
+  // Sets parameters, masters and AdamW moments from a checkpoint written with `source` (any world
+  // size and stage); zeroes accumulators. The engine's step counters come from Restore(state).
+  Status RestoreState(const passes::ZeroLayout& source, const ckpt::SectionReader& read);
   Program& program() { return *program_; }
   Executor& executor() { return *executor_; }
   int64_t tokens_per_step() const;
@@ -141,6 +154,7 @@ class Engine {
   LossScaler scaler_;
   std::vector<ParamInfo> params_;
   passes::ZeroLayout layout_;
+  passes::ZeroLayout ckpt_layout_;
   int64_t global_step_ = 0;
   int64_t applied_updates_ = 0;
   std::vector<int32_t> tokens_buf_, targets_buf_;

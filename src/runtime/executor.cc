@@ -1,11 +1,59 @@
-// Executor: plan-bound execution of a Program on a Backend.
+// Executor: plan-bound execution of a Program on a Backend (eager, or CUDA graphs on CUDA).
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "core/logging.h"
 #include "core/settings.h"
 #include "ir/op_registry.h"
 #include "passes/memory_planner.h"
+#ifdef ZT_WITH_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_graph.h"
+#endif
 
 namespace zt {
+namespace {
+
+// Writes up to this size go through a pinned staging buffer of their own (asynchronous, and the
+// caller's memory is free again at once); larger ones (parameter initialisation) copy directly.
+constexpr size_t kStagedWriteLimit = size_t{4} << 20;
+
+int MaskIndex(PhaseMask p) { return (p.forward ? 1 : 0) | (p.backward ? 2 : 0) | (p.optimizer ? 4 : 0); }
+
+}  // namespace
+
+struct Executor::DeviceState {
+  bool graphs = false;
+  struct Mask {
+    int64_t eager_runs = 0;
+    bool eager_only = false;  // capture failed once: never try again
+#ifdef ZT_WITH_CUDA
+    std::unique_ptr<CudaGraphExec> exec;
+#endif
+  };
+  std::array<Mask, 8> masks;
+  bool warned = false;
+  struct Staging {
+    void* pinned = nullptr;
+    std::unique_ptr<Event> done;  // recorded after the copy out of `pinned`
+    bool pending = false;
+  };
+  std::map<const ir::Value*, Staging> staging;
+};
+
+bool Executor::IsUncapturable(const std::string& op) {
+  // Kernels that must run eagerly (host work per step, unsupported calls under capture). None
+  // today: NCCL collectives (2.28) and every built-in kernel are capturable.
+  static const std::set<std::string> kDenied = {};
+  return kDenied.count(op) > 0;
+}
+
+bool Executor::cuda_graphs() const { return device_->graphs; }
 
 bool PhaseMask::Has(ir::Phase p) const {
   switch (p) {
@@ -24,7 +72,12 @@ static StatusOr<ExecMemoryMode> ModeFromSettings() {
 }
 
 Executor::Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm, bool poison)
-    : program_(program), backend_(backend), mode_(mode), comm_(comm), poison_(poison) {}
+    : program_(program),
+      backend_(backend),
+      mode_(mode),
+      comm_(comm),
+      poison_(poison),
+      device_(std::make_unique<DeviceState>()) {}
 
 StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& backend,
                                                      const ExecutorOptions& options) {
@@ -34,13 +87,34 @@ StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& 
   } else {
     ZT_ASSIGN_OR_RETURN(mode, ModeFromSettings());
   }
+  bool graphs = false;
+#ifdef ZT_WITH_CUDA
+  if (backend.kind() == DeviceKind::kCUDA && mode == ExecMemoryMode::kArena) {
+    if (options.cuda_graphs) {
+      graphs = *options.cuda_graphs;
+    } else {
+      ZT_ASSIGN_OR_RETURN(graphs, settings::GetBool("ZT_CUDA_GRAPHS"));
+    }
+  }
+#endif
+  ZT_ASSIGN_OR_RETURN(bool profile, settings::GetBool("ZT_PROFILE"));
+  if (profile) graphs = false;  // the profiler times nodes one by one
   auto e = std::unique_ptr<Executor>(new Executor(program, backend, mode, options.comm, options.poison));
+  e->device_->graphs = graphs;
+  if (profile) e->profiler_ = std::make_unique<OpProfiler>();
   ZT_RETURN_IF_ERROR(e->Prepare());
   return e;
 }
 
 Executor::~Executor() {
   backend_.Synchronize();
+#ifdef ZT_WITH_CUDA
+  if (backend_.kind() == DeviceKind::kCUDA) {
+    auto& cuda = static_cast<CudaBackend&>(backend_);
+    for (auto& [v, st] : device_->staging) cuda.FreePinned(st.pinned);
+  }
+#endif
+  device_.reset();
   for (Buffer& b : arenas_) backend_.Free(b);
   for (auto& [v, b] : dynamic_) backend_.Free(b);
 }
@@ -72,6 +146,20 @@ Status Executor::Prepare() {
     for (const ir::Node* w : s.waits) steps_[index[w]].record_event = true;
   for (auto& s : steps_)
     if (s.record_event) events_[s.node] = backend_.CreateEvent();
+  for (const auto& s : steps_) {
+    auto k = static_cast<StreamKind>(s.node->stream);
+    if (k != StreamKind::kCompute &&
+        std::find(side_streams_.begin(), side_streams_.end(), k) == side_streams_.end()) {
+      side_streams_.push_back(k);
+      join_events_.push_back(backend_.CreateEvent());
+    }
+    if (device_->graphs && IsUncapturable(s.node->op->name)) {
+      ZT_LOG(INFO) << g.Describe(s.node) << ": op '" << s.node->op->name
+                   << "' cannot be captured into a CUDA graph; the program runs eagerly";
+      device_->graphs = false;
+    }
+  }
+  if (!side_streams_.empty()) fork_event_ = backend_.CreateEvent();
   for (const auto& [root, lr] : ranges_) {
     if (lr.def >= 0 && lr.end < n) steps_[lr.end].frees_after.push_back(root);
   }
@@ -86,15 +174,15 @@ Status Executor::Prepare() {
     }
   } else {
     for (const auto& [root, lr] : ranges_)
-      if (lr.def < 0) ZT_RETURN_IF_ERROR(AllocateRoot(root));
+      if (lr.def < 0) ZT_RETURN_IF_ERROR(AllocateRoot(root, backend_.stream(StreamKind::kCompute)));
   }
   return OkStatus();
 }
 
-Status Executor::AllocateRoot(const ir::Value* root) {
+Status Executor::AllocateRoot(const ir::Value* root, Stream& stream) {
   if (root->nbytes() == 0) return OkStatus();
   ZT_ASSIGN_OR_RETURN(Buffer b, backend_.Allocate(root->nbytes(), root->category));
-  if (poison_) backend_.Memset(b.data, 0xFF, b.bytes, backend_.stream(StreamKind::kCompute));
+  if (poison_) backend_.Memset(b.data, 0xFF, b.bytes, stream);
   dynamic_[root] = b;
   return OkStatus();
 }
@@ -133,7 +221,25 @@ Status Executor::Write(const ir::Value* v, const void* host, size_t bytes) {
     return InvalidArgument("writing " + std::to_string(bytes) + " bytes into %" + v->name + ", which has " +
                            std::to_string(v->nbytes()));
   }
-  backend_.CopyHostToDevice(Address(v), host, bytes, backend_.stream(StreamKind::kCompute));
+  void* dst = Address(v);
+  Stream& s = backend_.stream(StreamKind::kCompute);
+#ifdef ZT_WITH_CUDA
+  if (backend_.kind() == DeviceKind::kCUDA && bytes > 0 && bytes <= kStagedWriteLimit) {
+    DeviceState::Staging& st = device_->staging[v];
+    if (st.pinned == nullptr) {
+      ZT_ASSIGN_OR_RETURN(st.pinned, static_cast<CudaBackend&>(backend_).AllocatePinned(bytes));
+      st.done = backend_.CreateEvent();
+    } else if (st.pending) {
+      st.done->Synchronize();  // the previous Write of this value has left the staging buffer
+    }
+    std::memcpy(st.pinned, host, bytes);
+    backend_.CopyHostToDevice(dst, st.pinned, bytes, s);
+    st.done->Record(s);
+    st.pending = true;
+    return OkStatus();
+  }
+#endif
+  backend_.CopyHostToDevice(dst, host, bytes, s);
   return OkStatus();
 }
 
@@ -149,31 +255,97 @@ Status Executor::Read(const ir::Value* v, void* host, size_t bytes) const {
 }
 
 Status Executor::Run(PhaseMask phases) {
-  const ir::Graph& g = program_.graph();
   bool all = phases.forward && phases.backward && phases.optimizer;
   if (mode_ == ExecMemoryMode::kDynamic) {
     if (!all) return FailedPrecondition("dynamic memory mode runs whole steps only; use ZT_EXEC_MEMORY=arena");
     for (const ir::Value* r : kept_) FreeRoot(r);
     kept_.clear();
   }
+  if (device_->graphs) {
+    DeviceState::Mask& m = device_->masks[MaskIndex(phases)];
+#ifdef ZT_WITH_CUDA
+    if (m.exec) {
+      ZT_RETURN_IF_ERROR(m.exec->Launch(backend_.stream(StreamKind::kCompute)));
+      ++stats_.graph_launches;
+      return OkStatus();
+    }
+    if (!m.eager_only && m.eager_runs >= 1) return CaptureAndLaunch(phases);
+#endif
+    ++m.eager_runs;
+  }
+  ++stats_.eager_runs;
+  return RunNodes(phases);
+}
+
+Status Executor::CaptureAndLaunch(PhaseMask phases) {
+#ifdef ZT_WITH_CUDA
+  DeviceState::Mask& m = device_->masks[MaskIndex(phases)];
+  Stream& compute = backend_.stream(StreamKind::kCompute);
+  auto eager_instead = [&](const Status& why) {
+    ++stats_.capture_failures;
+    m.eager_only = true;
+    if (!device_->warned) {
+      ZT_LOG(WARNING) << "capturing the step of " << program_.graph().name() << " into a CUDA graph failed ("
+                      << why.message() << "); running it eagerly (set ZT_CUDA_GRAPHS=0 to skip the attempt)";
+      device_->warned = true;
+    }
+    ++m.eager_runs;
+    ++stats_.eager_runs;
+    return RunNodes(phases);
+  };
+  Status begun = BeginGraphCapture(compute);
+  if (!begun.ok()) return eager_instead(begun);
+  Status ran = RunNodes(phases);  // queues (captures) the kernels; nothing executes yet
+  auto exec = EndGraphCapture(compute);
+  if (!ran.ok()) return eager_instead(ran);
+  if (!exec.ok()) return eager_instead(exec.status());
+  m.exec = std::move(*exec);
+  ++stats_.graph_captures;
+  ZT_RETURN_IF_ERROR(m.exec->Launch(compute));
+  ++stats_.graph_launches;
+  return OkStatus();
+#else
+  (void)phases;
+  return Internal("CUDA graphs need a CUDA build");
+#endif
+}
+
+Status Executor::RunNodes(PhaseMask phases) {
+  const ir::Graph& g = program_.graph();
+  Stream& compute = backend_.stream(StreamKind::kCompute);
+  // Fork: side streams start after everything queued on compute (Writes, earlier Runs).
+  if (fork_event_) {
+    fork_event_->Record(compute);
+    for (StreamKind k : side_streams_) fork_event_->StreamWait(backend_.stream(k));
+  }
   int n = static_cast<int>(steps_.size());
   std::vector<Tensor> ins, outs;
-  for (int i = 0; i < n; ++i) {
+  Status status = OkStatus();
+  const bool timed = profiler_ && profiler_->BeginRun();
+  for (int i = 0; i < n && status.ok(); ++i) {
     NodeExec& s = steps_[i];
     const ir::Node* node = s.node;
     if (!phases.Has(node->phase)) continue;
+    Stream& stream = backend_.stream(static_cast<StreamKind>(node->stream));
     Buffer ws_buf;
     Tensor workspace;
     if (mode_ == ExecMemoryMode::kDynamic) {
       for (const ir::Value* o : node->outputs) {
         const ir::Value* r = passes::AliasRoot(o);
         if (r == o) {
-          ZT_RETURN_IF_ERROR(AllocateRoot(r));
+          status = AllocateRoot(r, stream);
+          if (!status.ok()) break;
           if (ranges_[r].end >= n) kept_.push_back(r);
         }
       }
+      if (!status.ok()) break;
       if (s.workspace_bytes) {
-        ZT_ASSIGN_OR_RETURN(ws_buf, backend_.Allocate(s.workspace_bytes, MemCategory::kWorkspace));
+        auto wb = backend_.Allocate(s.workspace_bytes, MemCategory::kWorkspace);
+        if (!wb.ok()) {
+          status = wb.status();
+          break;
+        }
+        ws_buf = *wb;
         workspace = Tensor(ws_buf.data, DType::kU8, Shape{static_cast<int64_t>(s.workspace_bytes)});
       }
     } else if (s.workspace_bytes) {
@@ -182,22 +354,32 @@ Status Executor::Run(PhaseMask phases) {
       char* base = static_cast<char*>(a.data) + (plan.arena_bytes[static_cast<int>(MemCategory::kWorkspace)] - plan.workspace_bytes);
       workspace = Tensor(base, DType::kU8, Shape{static_cast<int64_t>(s.workspace_bytes)});
     }
-    Stream& stream = backend_.stream(static_cast<StreamKind>(node->stream));
     for (const ir::Node* w : s.waits) events_.at(w)->StreamWait(stream);
     ins.clear();
     outs.clear();
     for (const ir::Value* v : node->inputs) ins.push_back(tensor(v));
     for (const ir::Value* v : node->outputs) outs.push_back(tensor(v));
     KernelContext ctx{node->attrs, ins, outs, workspace, backend_, stream, comm_};
+    auto t0 = std::chrono::steady_clock::now();
     Status st = s.kernel(ctx);
-    if (!st.ok()) return st.WithContext(g.Describe(node));
+    if (!st.ok()) status = st.WithContext(g.Describe(node));
     if (s.record_event) events_.at(node)->Record(stream);
+    if (timed) {
+      backend_.Synchronize();
+      profiler_->Add(*node, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     if (mode_ == ExecMemoryMode::kDynamic) {
       backend_.Free(ws_buf);
       for (const ir::Value* r : s.frees_after) FreeRoot(r);
     }
   }
-  return OkStatus();
+  // Join: compute waits for the side streams, so Reads and the next Run see their work. (Under
+  // capture every forked stream must be joined back before the capture ends, errors included.)
+  for (size_t k = 0; k < side_streams_.size(); ++k) {
+    join_events_[k]->Record(backend_.stream(side_streams_[k]));
+    join_events_[k]->StreamWait(compute);
+  }
+  return status;
 }
 
 }  // namespace zt

@@ -3,18 +3,29 @@
 // allocated once) or, in dynamic mode (ZT_EXEC_MEMORY=dynamic), per value at its definition and
 // freed after its last use, which checks the plan against the allocator.
 // Streams: a node runs on the stream its `stream` field names; before it, the executor makes that
-// stream wait for events recorded after every producer and dependency on another stream. On the
-// CPU backend streams are in-order and events trivial.
+// stream wait for events recorded after every producer and dependency on another stream. A Run
+// starts by making every other stream it uses wait for the compute stream (so they see Writes and
+// earlier Runs) and ends by making the compute stream wait for them (so Reads see everything).
+// On the CPU backend streams are in-order and events trivial.
+// CUDA graphs (a CUDA backend in arena mode, ZT_CUDA_GRAPHS on): per PhaseMask, the first Run is
+// eager (kernels may create plans and handles), the second is captured on the compute stream
+// into a CUDA graph (other streams join through the same events) and launched, later Runs launch
+// the graph. Writes of small inputs go through fixed pinned buffers into the inputs' fixed arena
+// addresses, so a replay reads the new data. A failed capture logs one warning and that mask runs
+// eagerly from then on. Nothing inside a Run synchronizes the host; Read does (the compute stream).
 // Invariant: persistent values (params, states, inputs) keep their memory and contents across
 // steps; intermediates are valid only during the step (graph outputs until the next step).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
 #include "kernels/kernel.h"
+#include "runtime/op_profiler.h"
 #include "runtime/program.h"
 
 namespace zt {
@@ -28,6 +39,17 @@ struct ExecutorOptions {
   // Fill all memory with 0xFF bytes (NaN as floats) when allocated, so a kernel that leaves an
   // output element unwritten is caught by comparisons (tests).
   bool poison = false;
+  // Capture each PhaseMask's step into a CUDA graph (CUDA backend, arena mode only). Defaults to
+  // ZT_CUDA_GRAPHS.
+  std::optional<bool> cuda_graphs;
+};
+
+// How Runs were executed (for tests and the profiler).
+struct ExecutorStats {
+  int64_t eager_runs = 0;        // node by node
+  int64_t graph_captures = 0;    // graphs captured and instantiated
+  int64_t graph_launches = 0;    // Runs that launched a captured graph (the capturing Run too)
+  int64_t capture_failures = 0;  // masks that fell back to eager execution
 };
 
 // Which phases a run executes (gradient accumulation runs forward+backward several times before
@@ -59,11 +81,21 @@ class Executor {
   Backend& backend() { return backend_; }
   const Program& program() const { return program_; }
   ExecMemoryMode memory_mode() const { return mode_; }
+  // Whether Runs are captured into CUDA graphs (see the top of this file).
+  bool cuda_graphs() const;
+  const ExecutorStats& stats() const { return stats_; }
+  // ZT_PROFILE=1: the per-op table (op_profiler.h); null otherwise.
+  const OpProfiler* profiler() const { return profiler_.get(); }
+
+  // Ops whose kernels cannot be captured into a CUDA graph: a program holding one runs eagerly.
+  static bool IsUncapturable(const std::string& op);
 
  private:
   Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm, bool poison);
   Status Prepare();
-  Status AllocateRoot(const ir::Value* root);
+  Status RunNodes(PhaseMask phases);
+  Status CaptureAndLaunch(PhaseMask phases);
+  Status AllocateRoot(const ir::Value* root, Stream& stream);
   void FreeRoot(const ir::Value* root);
   void* Address(const ir::Value* v) const;
 
@@ -82,12 +114,20 @@ class Executor {
   comm::Communicator* comm_;
   bool poison_;
   std::vector<NodeExec> steps_;
+  std::unique_ptr<OpProfiler> profiler_;
   std::map<const ir::Value*, passes::LiveRange> ranges_;
   // Arena mode: one buffer per category. Dynamic mode: one buffer per live root.
   std::vector<Buffer> arenas_;
   std::map<const ir::Value*, Buffer> dynamic_;
   std::vector<const ir::Value*> kept_;  // dynamic mode: roots alive until the next step
   std::map<const ir::Node*, std::unique_ptr<Event>> events_;
+  std::vector<StreamKind> side_streams_;  // streams other than compute that some node uses
+  std::unique_ptr<Event> fork_event_;
+  std::vector<std::unique_ptr<Event>> join_events_;  // one per side stream
+  ExecutorStats stats_;
+  // CUDA-only state (graphs per PhaseMask, pinned staging of Writes); empty elsewhere.
+  struct DeviceState;
+  std::unique_ptr<DeviceState> device_;
 };
 
 }  // namespace zt

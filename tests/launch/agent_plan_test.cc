@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include "ckpt/host_store.h"
 #include "data/temp_dir.h"
 #include "launch/agent.h"
 
@@ -12,12 +13,13 @@ namespace {
 using data::testing::TempDir;
 using data::testing::WriteBytes;
 
-// The plan reads ZT_STORE_TOKEN and ZT_STORE_BIND; each test starts without them.
+// The plan reads ZT_STORE_TOKEN, ZT_STORE_BIND and ZT_SHM_PREFIX; each test starts without them.
 class AgentPlanTest : public ::testing::Test {
  protected:
   void SetUp() override {
     unsetenv("ZT_STORE_TOKEN");
     unsetenv("ZT_STORE_BIND");
+    unsetenv("ZT_SHM_PREFIX");
   }
   void TearDown() override { SetUp(); }
 
@@ -118,6 +120,63 @@ TEST_F(AgentPlanTest, MultiNodeRanksFollowTheHostfile) {
   ExpectError(o, "a multi-node job needs ZT_STORE_TOKEN");
   o.hostfile = dir.File("missing");
   ExpectError(o, "cannot read hostfile " + dir.File("missing"));
+}
+
+TEST_F(AgentPlanTest, HostTierPrefixIsFreshPerAgentUnlessGiven) {
+  auto p = PlanAgent(Options(2));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const std::string own = "/zt-" + std::to_string(getpid()) + "-";
+  EXPECT_EQ(p->shm_prefix.rfind(own, 0), 0u) << p->shm_prefix;
+  EXPECT_GT(p->shm_prefix.size(), own.size());
+  EXPECT_TRUE(ckpt::HostStore::CheckPrefix(p->shm_prefix).ok());
+  EXPECT_FALSE(p->keep_host_segments);
+  EXPECT_NE(p->shm_prefix, PlanAgent(Options(2))->shm_prefix) << "a random id per agent";
+
+  setenv("ZT_SHM_PREFIX", "/zt-myjob", 1);
+  p = PlanAgent(Options(2));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->shm_prefix, "/zt-myjob");
+  EXPECT_TRUE(p->keep_host_segments);
+
+  AgentOptions o = Options(2);
+  o.host_tier = false;  // --no-host-tier
+  p = PlanAgent(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->shm_prefix, "");
+  EXPECT_FALSE(p->keep_host_segments);
+
+  setenv("ZT_SHM_PREFIX", "zt-myjob", 1);
+  ExpectError(Options(2), "ZT_SHM_PREFIX='zt-myjob' is not a shared-memory name prefix");
+  setenv("ZT_SHM_PREFIX", "/zt/a", 1);
+  ExpectError(Options(2), "ZT_SHM_PREFIX='/zt/a' is not a shared-memory name prefix");
+  setenv("ZT_SHM_PREFIX", "/zt-4242-abc", 1);
+  ExpectError(Options(2), "ZT_SHM_PREFIX='/zt-4242-abc' has the form of an agent's own prefix");
+  setenv("ZT_SHM_PREFIX", "/zt-4242-abc-x", 1);  // not that form: accepted
+  EXPECT_TRUE(PlanAgent(Options(2)).ok());
+}
+
+TEST_F(AgentPlanTest, RestartsAreForOneNodeOnly) {
+  TempDir dir;
+  WriteBytes(dir.File("hosts"), "n0 slots=2\nn1 slots=2\n");
+  WriteBytes(dir.File("one"), "n0 slots=2\n");
+  setenv("ZT_STORE_TOKEN", "shared", 1);
+  AgentOptions o = Options(0);
+  o.hostfile = dir.File("hosts");
+  o.node_rank = 1;
+  o.master = "n0:29500";
+  o.max_restarts = 2;
+  ExpectError(o, "--max-restarts 2 with " + dir.File("hosts") + "'s 2 nodes: gang restarts work on a single node only");
+  o.max_restarts = 0;
+  EXPECT_TRUE(PlanAgent(o).ok());
+  o.hostfile = dir.File("one");
+  o.node_rank = 0;
+  o.max_restarts = 2;
+  auto p = PlanAgent(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->max_restarts, 2);
+  o = Options(2);
+  o.max_restarts = -1;
+  ExpectError(o, "--max-restarts must be >= 0");
 }
 
 TEST_F(AgentPlanTest, OptionErrors) {

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <sstream>
 
 #include "launch/launch_test_util.h"
 
@@ -15,25 +15,6 @@ namespace {
 
 using namespace testing;  // NOLINT
 using data::testing::WriteBytes;
-
-std::vector<std::string> Launch(std::vector<std::string> agent_args, const std::vector<std::string>& worker_args) {
-  std::vector<std::string> argv = {kZtrain, "launch", "--program", kWorker};
-  argv.insert(argv.end(), agent_args.begin(), agent_args.end());
-  argv.push_back("--");
-  argv.insert(argv.end(), worker_args.begin(), worker_args.end());
-  return argv;
-}
-
-std::vector<std::string> Words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> w;
-  for (std::string x; in >> x;) w.push_back(x);
-  return w;
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 TEST(Agent, WorkersGetTheirPlaceStoreAndToken) {
   TempDir dir;
@@ -92,20 +73,6 @@ TEST(Agent, PrefixesWorkerOutputLines) {
   r = RunProcess(Launch({"--nproc", "1", "--no-prefix"}, {"print"}), {}, dir, "agent2");
   ASSERT_EQ(r.exit_code(), 0) << r.err;
   EXPECT_EQ(r.out, "hello from rank 0 on stdout\nsecond line\n");
-}
-
-// The agent's stderr line for a failed worker, with the pid the worker itself recorded.
-std::string FailureLine(const TempDir& dir, int rank, const std::string& how) {
-  return "ztrain launch: worker rank " + std::to_string(rank) + " (pid " +
-         std::to_string(ReadPid(dir.File("pid." + std::to_string(rank)))) + ") " + how;
-}
-
-void ExpectAllGone(const TempDir& dir, int world) {
-  for (int rank = 0; rank < world; ++rank) {
-    pid_t pid = ReadPid(dir.File("pid." + std::to_string(rank)));
-    ASSERT_GT(pid, 0) << "rank " << rank << " never started";
-    EXPECT_FALSE(ProcessExists(pid)) << "worker rank " << rank << " (pid " << pid << ") is still running";
-  }
 }
 
 TEST(Agent, WorkerKilledBySignalStopsTheJob) {
@@ -173,19 +140,30 @@ TEST(Agent, SigintToTheAgentIsForwarded) {
   ExpectAllGone(dir, 2);
 }
 
-TEST(Agent, KilledAgentTakesItsWorkersWithIt) {
+TEST(Agent, KilledAgentTakesItsWorkersAndTheirChildrenWithIt) {
+  // The workers die of their parent-death signal; what they forked (which does not inherit that
+  // signal) dies by the agent's guard process, which kills their process groups.
   TempDir dir;
-  Proc agent = StartProcess(Launch({"--nproc", "2"}, {"sleep", dir.path()}), {}, dir, "agent");
-  ASSERT_TRUE(WaitForFile(dir.File("pid.0"), 20));
-  ASSERT_TRUE(WaitForFile(dir.File("pid.1"), 20));
+  Proc agent = StartProcess(Launch({"--nproc", "2"}, {"grandchild", dir.path()}), {}, dir, "agent");
+  std::vector<pid_t> pids;
+  for (const char* name : {"pid.0", "pid.1", "grandchild.0", "grandchild.1"}) {
+    ASSERT_TRUE(WaitForFile(dir.File(name), 20)) << name;
+    pids.push_back(ReadPid(dir.File(name)));
+    ASSERT_TRUE(ProcessExists(pids.back())) << name;
+  }
   ASSERT_EQ(kill(agent.pid, SIGKILL), 0);
   Result r = WaitProcess(agent, 30);
   EXPECT_TRUE(WIFSIGNALED(r.status));
-  for (int i = 0; i < 500; ++i) {  // the parent-death signal is asynchronous; orphans are reaped by init
-    if (!ProcessExists(ReadPid(dir.File("pid.0"))) && !ProcessExists(ReadPid(dir.File("pid.1")))) break;
-    usleep(10000);
-  }
+  // Both signals are asynchronous; orphans are reaped by init.
+  Eventually([&] { return std::none_of(pids.begin(), pids.end(), ProcessExists); }, 10);
+  for (size_t i = 0; i < pids.size(); ++i)
+    EXPECT_FALSE(ProcessExists(pids[i])) << (i < 2 ? "worker" : "worker's child") << " pid " << pids[i] << " survived";
   ExpectAllGone(dir, 2);
+  Eventually([&] { return Contains(ReadBytes(agent.err_path), "its guard sent SIGKILL to 2 worker process group(s)"); },
+             5);
+  EXPECT_TRUE(Contains(ReadBytes(agent.err_path), "ztrain launch: the agent (pid " + std::to_string(agent.pid) +
+                                                      ") died; its guard sent SIGKILL to 2 worker process group(s)"))
+      << ReadBytes(agent.err_path);
 }
 
 TEST(Agent, BadOptionsAreClearErrors) {
@@ -212,13 +190,6 @@ TEST(Agent, RunsZtrainSubcommandsByDefault) {
   EXPECT_TRUE(Contains(r.err, "exited with status 1")) << r.err;
   EXPECT_TRUE(Contains(r.err, "] ztrain: error: ")) << r.err;
   EXPECT_TRUE(Contains(r.err, "missing.json")) << r.err;
-}
-
-TEST(Agent, MaxRestartsIsAcceptedAndDocumentedAsNotYetImplemented) {
-  TempDir dir;
-  Result r = RunProcess(Launch({"--nproc", "1", "--max-restarts", "3"}, {"env", dir.path()}), {}, dir, "agent");
-  EXPECT_EQ(r.exit_code(), 0) << r.err;
-  EXPECT_TRUE(Contains(r.err, "--max-restarts 3 is recorded, but restarts are not implemented yet")) << r.err;
 }
 
 // Two agents on this machine play two nodes: "localhost" and "127.0.0.1" are two hostfile lines.

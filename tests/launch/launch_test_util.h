@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,7 +36,9 @@ inline const std::string kWorker = ZT_LAUNCH_TEST_WORKER;
 using EnvPairs = std::vector<std::pair<std::string, std::string>>;
 
 // Launcher variables a test must not inherit from whatever runs it.
-inline const std::set<std::string> kLauncherVars = {"RANK",
+inline const std::set<std::string> kLauncherVars = {"ZT_SHM_PREFIX",
+                                                    "ZT_RESTART_COUNT",
+                                                    "RANK",
                                                     "WORLD_SIZE",
                                                     "LOCAL_RANK",
                                                     "LOCAL_WORLD_SIZE",
@@ -160,6 +163,52 @@ inline bool WaitForFile(const std::string& path, double timeout_s) {
 inline pid_t ReadPid(const std::string& path) {
   std::string s = ReadBytes(path);
   return s.empty() ? -1 : static_cast<pid_t>(std::stol(s));
+}
+
+// argv of `ztrain launch --program <test worker> <agent_args> -- <worker_args>`.
+inline std::vector<std::string> Launch(std::vector<std::string> agent_args, const std::vector<std::string>& worker_args) {
+  std::vector<std::string> argv = {kZtrain, "launch", "--program", kWorker};
+  argv.insert(argv.end(), agent_args.begin(), agent_args.end());
+  argv.push_back("--");
+  argv.insert(argv.end(), worker_args.begin(), worker_args.end());
+  return argv;
+}
+
+inline std::vector<std::string> Words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> w;
+  for (std::string x; in >> x;) w.push_back(x);
+  return w;
+}
+
+inline bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// The agent's stderr line for a failed worker, with the pid the worker itself recorded.
+inline std::string FailureLine(const TempDir& dir, int rank, const std::string& how) {
+  return "ztrain launch: worker rank " + std::to_string(rank) + " (pid " +
+         std::to_string(ReadPid(dir.File("pid." + std::to_string(rank)))) + ") " + how;
+}
+
+inline void ExpectAllGone(const TempDir& dir, int world) {
+  for (int rank = 0; rank < world; ++rank) {
+    pid_t pid = ReadPid(dir.File("pid." + std::to_string(rank)));
+    ASSERT_GT(pid, 0) << "rank " << rank << " never started";
+    EXPECT_FALSE(ProcessExists(pid)) << "worker rank " << rank << " (pid " << pid << ") is still running";
+  }
+}
+
+// Polls `done` every 10 ms for up to timeout_s; returns its last value.
+template <typename Fn>
+bool Eventually(Fn done, double timeout_s) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 // A port that was free a moment ago (the kernel's next ephemeral one).

@@ -72,6 +72,13 @@ TEST(WorkerEnv, AgentVariables) {
   // The same variables without ZT_STORE: torchrun or set by hand.
   ExpectPlace(Detect({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "2"}}),
               Launcher::kEnv, 0, 2, 0, 2);
+  EXPECT_EQ(e->restart_count, 0) << "ZT_RESTART_COUNT unset: the first gang";
+  auto again = Detect({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+                       {"ZT_STORE", "node0:29500"}, {"ZT_RESTART_COUNT", "3"}});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->restart_count, 3);
+  ExpectError({{"ZT_RESTART_COUNT", "-1"}}, "ZT_RESTART_COUNT='-1' is not an integer");
+  ExpectError({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"ZT_RESTART_COUNT", "two"}}, "ZT_RESTART_COUNT='two'");
   auto v6 = Detect({{"ZT_STORE", "[::1]:1234"}});
   ASSERT_TRUE(v6.ok()) << v6.status().ToString();
   EXPECT_EQ(v6->store->host, "::1");
@@ -296,6 +303,34 @@ TEST(ConnectJob, WrongTokenIsRefused) {
   EXPECT_EQ(job->server, nullptr);
   EXPECT_TRUE(job->store->Set("x", "1").ok());
   EXPECT_TRUE(job->Finish().ok());
+}
+
+TEST(ConnectJob, EachGangFinishesUnderItsOwnKeys) {
+  // The agent's store outlives a gang; a restarted gang's shutdown barrier must not count the
+  // arrivals of the gang before it.
+  auto server = comm::TcpStoreServer::Start("127.0.0.1", 0, "tok");
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto finish = [&](int restart_count) {
+    WorkerEnv e;
+    e.launcher = Launcher::kAgent;
+    e.world_size = 2;
+    e.store = comm::HostPort{"127.0.0.1", (*server)->port()};
+    e.token = "tok";
+    e.restart_count = restart_count;
+    auto job = ConnectJob(e);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    EXPECT_EQ(job->restart_count, restart_count);
+    EXPECT_TRUE(job->Finish().ok());
+  };
+  finish(0);
+  finish(1);
+  finish(1);
+  auto probe = comm::ConnectTcpStore("127.0.0.1", (*server)->port(), "tok", std::chrono::seconds(5));
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  EXPECT_EQ(*(*probe)->Add("zt/job/attempt-0/finished", 0), 1);
+  EXPECT_EQ(*(*probe)->Add("zt/job/attempt-1/finished", 0), 2);
+  EXPECT_TRUE(*(*probe)->Delete("zt/job/attempt-1/finished/all")) << "gang 1 saw all of its own ranks finish";
+  EXPECT_FALSE(*(*probe)->Delete("zt/job/attempt-0/finished/all"));
 }
 
 }  // namespace

@@ -66,7 +66,7 @@ RunResult TrainRank(int stage, int64_t accum, comm::Communicator* comm, bool cli
   ZT_CHECK(m.ok());
   EngineOptions o;
   o.grad_accum = accum;
-  o.optimizer.lr = 2e-3;
+  o.optimizer.lr = 1e-2;
   o.optimizer.weight_decay = 0.1;
   o.gradient_clipping = clip ? 1.0 : 0.0;
   o.zero_stage = stage;
@@ -77,7 +77,7 @@ RunResult TrainRank(int stage, int64_t accum, comm::Communicator* comm, bool cli
   ZT_CHECK(e.ok()) << e.status().ToString();
   Engine& engine = **e;
   ZT_CHECK_OK(engine.InitParams([](const std::string& name, const Tensor& t) {
-    models::InitParam(name, t, {.std = 0.2, .n_layer = 2, .seed = 11});
+    models::InitParam(name, t, {.std = 0.1, .n_layer = 2, .seed = 11});
   }));
   auto file = data::TokenFile::Open(DataFile(), kVocab);
   ZT_CHECK(file.ok());
@@ -143,7 +143,13 @@ TEST_P(ZeroEquivalence, MatchesOneProcessWithTheSameGlobalBatch) {
   // process in double. The 1e-5 check above covers them.)
   if (exact) EXPECT_TRUE(ranks[0].params == one.params) << "worst difference " << worst;
   EXPECT_LT(std::sqrt(diff2), 0.01 * std::sqrt(move2)) << "worst element difference " << worst;
-  EXPECT_LT(one.losses.back(), one.losses.front());
+  // Training happened: the last five steps' mean loss is below the first five's.
+  auto mean5 = [](const std::vector<double>& v, size_t from) {
+    double s = 0;
+    for (size_t i = from; i < from + 5; ++i) s += v[i];
+    return s / 5;
+  };
+  EXPECT_LT(mean5(one.losses, one.losses.size() - 5), mean5(one.losses, 0));
 }
 
 INSTANTIATE_TEST_SUITE_P(WorldsAndStages, ZeroEquivalence,

@@ -10,11 +10,11 @@
 #include "core/check.h"
 #include "core/status.h"
 
-#define ZT_CUDA_CHECK(expr)                                                                            \\
-  do {                                                                                                \\
-    cudaError_t zt_cuda_err_ = (expr);                                                                \\
-    ZT_CHECK(zt_cuda_err_ == cudaSuccess) << #expr << ": " << cudaGetErrorName(zt_cuda_err_) << " (" \\
-                                           << cudaGetErrorString(zt_cuda_err_) << ")";               \\
+#define ZT_CUDA_CHECK(expr)                                                                            \
+  do {                                                                                                \
+    cudaError_t zt_cuda_err_ = (expr);                                                                \
+    ZT_CHECK(zt_cuda_err_ == cudaSuccess) << #expr << ": " << cudaGetErrorName(zt_cuda_err_) << " (" \
+                                           << cudaGetErrorString(zt_cuda_err_) << ")";               \
   } while (0)
 
 namespace zt {

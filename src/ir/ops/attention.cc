@@ -13,6 +13,7 @@
 // Invariant: the shape rules reject every input the CPU kernels cannot run.
 #include "ir/ops/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/mem_category.h"
@@ -159,13 +160,24 @@ void RegisterAttentionOps(OpRegistry& r) {
       c.bytes_written = OutputBytes(s);
       return c;
     };
-    // Per (b, kv head) work item: f32 accumulators for dk and dv (S x D each), f32 rows of q and
-    // dout (D each) and an f64 dq accumulator (D). Must match kernels/cpu/attention.cc.
+    // The larger of two layouts (the rule is shared by every device):
+    //  - CPU: per (b, kv head) work item, f32 accumulators for dk and dv (S x D each), f32 rows of
+    //    q and dout (D each) and an f64 dq accumulator (D). Must match kernels/cpu/attention.cc.
+    //  - CUDA, cuDNN's deterministic fused backward: 2 B H T' S' + 4 B H T' (D + 1) bytes with T',
+    //    S' rounded up to 128 (measured on H100/H200 with cuDNN 9.19: 100.9 MB asked at B 4, T 1024,
+    //    H 12, D 64; 302.3 MB at B 1, T 2048, H 32, D 128), plus 8 MiB of slack. Less, and cuDNN
+    //    declines the case and our slower kernels run.
     d.workspace = [](const NodeSig& s) -> size_t {
+      const Shape& q = s.inputs[1].shape;
       const Shape& k = s.inputs[2].shape;
       size_t S = static_cast<size_t>(k[1]), D = static_cast<size_t>(k[3]);
       size_t slot = AlignedBytes(2 * S * D * 4 + D * (4 + 4 + 8));
-      return static_cast<size_t>(k[0] * k[2]) * slot;
+      size_t cpu = static_cast<size_t>(k[0] * k[2]) * slot;
+      auto up128 = [](size_t n) { return (n + 127) / 128 * 128; };
+      size_t B = static_cast<size_t>(q[0]), H = static_cast<size_t>(q[2]);
+      size_t T2 = up128(static_cast<size_t>(q[1])), S2 = up128(S);
+      size_t cudnn = 2 * B * H * T2 * S2 + 4 * B * H * T2 * (D + 1) + (size_t{8} << 20);
+      return std::max(cpu, cudnn);
     };
     r.Register(std::move(d));
   }

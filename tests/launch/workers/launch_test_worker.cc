@@ -8,6 +8,17 @@
 //   kill R DIR [ignore-term]       the same, but rank R sends itself SIGKILL
 //   sleep DIR [ignore-term]  write DIR/pid.<rank> and sleep (optionally ignoring SIGTERM)
 //   print              write lines to stdout and stderr, the last without a newline, exit 0
+//   restart R CODE FAILS DIR [shm] [ignore-term]
+//                      for the gang restarts of `--max-restarts`: with k = ZT_RESTART_COUNT, write
+//                      DIR/seen.<k>.<rank> ("k prefix pid found-step store token", prefix "-" without
+//                      ZT_SHM_PREFIX) and DIR/pid.<rank>; with `shm`, first read the newest snapshot
+//                      of this rank's host-memory segment (found-step, -1 when none; "no-tier"
+//                      without ZT_SHM_PREFIX) and put one of step 100 * (k + 1) + rank. On
+//                      attempts k < FAILS (every attempt when FAILS < 0) rank R exits with CODE once
+//                      every rank wrote seen.<k>.* and the others sleep (R = -1: all sleep);
+//                      on later attempts every rank exits 0.
+//   grandchild DIR     fork a child that writes DIR/grandchild.<rank> and sleeps; write
+//                      DIR/pid.<rank> and sleep (both in the worker's process group)
 // Anything unexpected prints "launch_test_worker: ..." on stderr and exits 99.
 #include <signal.h>
 #include <unistd.h>
@@ -20,6 +31,7 @@
 #include <string>
 #include <thread>
 
+#include "ckpt/host_store.h"
 #include "launch/worker_env.h"
 
 namespace {
@@ -82,6 +94,64 @@ int Rendezvous(const WorkerEnv& env, const std::string& dir) {
   return 0;
 }
 
+// The newest snapshot's step in this rank's host-memory segment (-1: none), then puts one of
+// step `next_step`. "no-tier" when the worker has no ZT_SHM_PREFIX.
+std::string CycleHostStore(int rank, int world_size, int64_t next_step) {
+  auto store = zt::ckpt::OpenJobHostStore(rank);
+  if (!store.ok()) Die("OpenJobHostStore: " + store.status().ToString());
+  if (*store == nullptr) return "no-tier";
+  auto found = (*store)->Get();
+  if (!found.ok() && found.status().code() != zt::StatusCode::kNotFound) Die("Get: " + found.status().ToString());
+  zt::ckpt::RankSnapshot snap;
+  snap.step = next_step;
+  snap.rank = rank;
+  snap.world_size = world_size;
+  char* p = snap.AddSection("master/test", zt::DType::kF32, 4);
+  for (int i = 0; i < 16; ++i) p[i] = static_cast<char>(i);
+  if (Status s = (*store)->Put(snap); !s.ok()) Die("Put: " + s.ToString());
+  return found.ok() ? std::to_string(found->step) : "-1";
+}
+
+int Restart(const WorkerEnv& env, int victim, int code, int fails, const std::string& dir, bool shm, bool ignore_term) {
+  if (ignore_term) signal(SIGTERM, SIG_IGN);
+  const char* k_env = std::getenv("ZT_RESTART_COUNT");
+  const char* prefix = std::getenv("ZT_SHM_PREFIX");
+  const int k = k_env ? std::atoi(k_env) : -1;
+  if (k != env.restart_count) Die("DetectWorkerEnv's restart_count differs from ZT_RESTART_COUNT");
+  const std::string found = shm ? CycleHostStore(env.rank, env.world_size, 100 * (k + 1) + env.rank) : "-";
+  const std::string seen = dir + "/seen." + std::to_string(k) + ".";
+  const std::string store = env.store ? zt::comm::FormatHostPort(env.store->host, env.store->port) : "-";
+  WritePid(env, dir);  // first: a test that saw seen.<k>.<rank> reads pid.<rank>
+  WriteFile(seen + std::to_string(env.rank), std::to_string(k) + " " + (prefix && *prefix ? prefix : "-") + " " +
+                                                 std::to_string(getpid()) + " " + found + " " + store + " " +
+                                                 env.token + "\n");
+  if (fails >= 0 && k >= fails) return 0;
+  if (env.rank != victim) {
+    SleepSeconds(120);
+    return 0;
+  }
+  for (int i = 0; i < 2000; ++i) {
+    bool all = true;
+    for (int r = 0; r < env.world_size; ++r) all = all && std::filesystem::exists(seen + std::to_string(r));
+    if (all) return code;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Die("the other ranks of attempt " + std::to_string(k) + " did not start");
+}
+
+int Grandchild(const WorkerEnv& env, const std::string& dir) {
+  const pid_t child = fork();
+  if (child < 0) Die("fork failed");
+  if (child == 0) {
+    WriteFile(dir + "/grandchild." + std::to_string(env.rank), std::to_string(getpid()));
+    SleepSeconds(120);
+    _exit(0);
+  }
+  WritePid(env, dir);
+  SleepSeconds(120);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +193,22 @@ int main(int argc, char** argv) {
     SleepSeconds(120);
     return 0;
   }
+  if (mode == "restart") {
+    bool shm = false, ignore_term = false;
+    for (int i = 6; i < argc; ++i) {
+      const std::string opt = argv[i];
+      if (opt == "shm") {
+        shm = true;
+      } else if (opt == "ignore-term") {
+        ignore_term = true;
+      } else {
+        Die("restart: unknown option " + opt);
+      }
+    }
+    return Restart(*env, std::atoi(arg(2).c_str()), std::atoi(arg(3).c_str()), std::atoi(arg(4).c_str()), arg(5), shm,
+                   ignore_term);
+  }
+  if (mode == "grandchild") return Grandchild(*env, arg(2));
   if (mode == "print") {
     std::printf("hello from rank %d on stdout\nsecond line\n", env->rank);
     std::fflush(stdout);

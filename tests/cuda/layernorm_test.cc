@@ -1,0 +1,157 @@
+// CUDA layernorm / layernorm_bwd against the CPU reference: y, mean, rstd (f32 statistics) and the
+// gradients of x, w, b through autodiff, for f32/bf16/f16, odd widths (C = 1, 7, 33, 4097: the
+// scalar path), vector widths (768, 1000, 4096), wide rows that take the loop kernels (12000 in the
+// backward, 20000 in both), 1 and 3 rows, rank-3 inputs, and the GPT-2 124M shape (16384 x 768).
+// Direct runs reach the misaligned (scalar) path, zero rows (dw = db = 0), and check that the
+// backward is bit-identical from run to run (its dw/db reduction order is fixed).
+#include <gtest/gtest.h>
+
+#include "direct_kernel.h"
+#include "ir/ops/layernorm.h"
+#include "support/device_compare.h"
+#include "support/graph_runner.h"
+
+namespace zt {
+namespace {
+
+using testing::CompareOptions;
+using testing::CompareWithCpu;
+using testing::DirectTensor;
+
+const DType kFloatTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+
+std::vector<ir::Value*> BuildLayerNorm(ir::Builder& b, const std::vector<ir::Value*>& v) {
+  auto r = ir::ops::LayerNorm(b, v[0], v[1], v[2], 1e-5, "ln");
+  return {r.y, r.mean, r.rstd};
+}
+
+void CompareLayerNorm(DType dt, const Shape& x, bool gradients, float lo = -1.0f, float hi = 1.0f) {
+  SCOPED_TRACE(std::string(DTypeName(dt)) + " x " + x.ToString() + (gradients ? " with gradients" : ""));
+  int64_t c = x[-1];
+  CompareOptions o;
+  o.gradients = gradients;
+  CompareWithCpu({{"x", x, dt, lo, hi}, {"w", Shape{c}, dt, 0.5f, 1.5f}, {"b", Shape{c}, dt, -0.5f, 0.5f}},
+                 BuildLayerNorm, o);
+}
+
+TEST(CudaLayerNorm, ForwardMatchesCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const Shape shapes[] = {{1, 1},    {3, 7},    {1, 33},    {3, 768},  {7, 1000},
+                          {5, 4097}, {2, 4096}, {3, 12000}, {2, 20000}, {2, 3, 33}};
+  for (DType dt : kFloatTypes) {
+    for (const Shape& s : shapes) CompareLayerNorm(dt, s, false);
+  }
+  // A large mean against a small spread: the two-pass variance keeps rstd accurate.
+  CompareLayerNorm(DType::kF32, Shape{4, 768}, false, 100.0f, 101.0f);
+}
+
+TEST(CudaLayerNorm, GradientsMatchCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const Shape shapes[] = {{1, 1}, {3, 7}, {1, 33}, {3, 768}, {64, 1000}, {5, 4097}, {9, 4096}, {3, 12000}, {2, 20000}};
+  for (DType dt : kFloatTypes) {
+    for (const Shape& s : shapes) CompareLayerNorm(dt, s, true);
+  }
+}
+
+TEST(CudaLayerNorm, Gpt2Shape) {
+  ZT_SKIP_WITHOUT_CUDA();
+  CompareLayerNorm(DType::kBF16, Shape{16, 1024, 768}, true);
+  CompareLayerNorm(DType::kF32, Shape{16384, 768}, true);
+}
+
+// ---- Direct runs ----
+
+std::unique_ptr<Backend>& Cuda() {
+  static std::unique_ptr<Backend> b = testing::MakeCudaBackend();
+  return b;
+}
+
+DirectTensor In(DType dt, Shape s, uint64_t seed, size_t offset, float lo = -1.0f, float hi = 1.0f) {
+  DirectTensor t;
+  t.dtype = dt;
+  t.shape = std::move(s);
+  t.bytes = testing::ToBytes(dt, testing::RandomUniform(t.shape.numel(), seed, lo, hi));
+  t.offset = offset;
+  return t;
+}
+
+DirectTensor Out(DType dt, Shape s, size_t offset) {
+  DirectTensor t;
+  t.dtype = dt;
+  t.shape = std::move(s);
+  t.offset = offset;
+  return t;
+}
+
+// The backward's inputs for rows x c: dy, x, w, and the CPU forward's mean and rstd.
+std::vector<DirectTensor> BwdInputs(DType dt, int64_t rows, int64_t c, size_t offset) {
+  DirectTensor x = In(dt, {rows, c}, 11, offset), w = In(dt, {c}, 12, offset, 0.5f, 1.5f);
+  DirectTensor b = In(dt, {c}, 13, offset);
+  CpuBackend cpu;
+  auto stats = testing::RunKernelDirect(cpu, "layernorm", {}, {x, w, b},
+                                        {Out(dt, {rows, c}, 0), Out(DType::kF32, {rows}, 0), Out(DType::kF32, {rows}, 0)});
+  DirectTensor mean = Out(DType::kF32, {rows}, 0), rstd = Out(DType::kF32, {rows}, 0);
+  mean.bytes = stats[1];
+  rstd.bytes = stats[2];
+  return {In(dt, {rows, c}, 14, offset), x, w, mean, rstd};
+}
+
+std::vector<DirectTensor> BwdOutputs(DType dt, int64_t rows, int64_t c, size_t offset) {
+  return {Out(dt, {rows, c}, offset), Out(dt, {c}, offset), Out(dt, {c}, offset)};
+}
+
+TEST(CudaLayerNorm, MisalignedTensors) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (int64_t c : {int64_t{8}, int64_t{768}, int64_t{4096}}) {
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " C " + std::to_string(c));
+      const int64_t rows = 5;
+      std::vector<DirectTensor> in = {In(dt, {rows, c}, 1, es), In(dt, {c}, 2, es, 0.5f, 1.5f), In(dt, {c}, 3, es)};
+      std::vector<DirectTensor> out = {Out(dt, {rows, c}, es), Out(DType::kF32, {rows}, 4),
+                                       Out(DType::kF32, {rows}, 4)};
+      CpuBackend cpu;
+      auto ref = testing::RunKernelDirect(cpu, "layernorm", {}, in, out);
+      auto got = testing::RunKernelDirect(*Cuda(), "layernorm", {}, in, out);
+      testing::ExpectNear("y", dt, ref[0], got[0], testing::DefaultTolerance(dt));
+      testing::ExpectNear("mean", DType::kF32, ref[1], got[1], testing::DefaultTolerance(DType::kF32));
+      testing::ExpectNear("rstd", DType::kF32, ref[2], got[2], testing::DefaultTolerance(DType::kF32));
+
+      auto bin = BwdInputs(dt, rows, c, es);
+      auto bout = BwdOutputs(dt, rows, c, es);
+      auto bref = testing::RunKernelDirect(cpu, "layernorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, bin, bout);
+      const char* names[] = {"dx", "dw", "db"};
+      for (int k = 0; k < 3; ++k) testing::ExpectNear(names[k], dt, bref[k], bgot[k], testing::DefaultTolerance(dt));
+    }
+  }
+}
+
+TEST(CudaLayerNorm, BackwardIsBitIdenticalRunToRun) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{16384, 768}, {1000, 33}, {64, 20000}}) {
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
+      auto in = BwdInputs(dt, rows, c, 0);
+      auto out = BwdOutputs(dt, rows, c, 0);
+      auto a = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, out);
+      auto b = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, out);
+      const char* names[] = {"dx", "dw", "db"};
+      for (int k = 0; k < 3; ++k) testing::ExpectBitwiseEqual(names[k], dt, a[k], b[k]);
+    }
+  }
+}
+
+TEST(CudaLayerNorm, BackwardOfNoRowsIsZero) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const int64_t c = 33;
+  std::vector<DirectTensor> in = {In(DType::kF32, {0, c}, 1, 0), In(DType::kF32, {0, c}, 2, 0),
+                                  In(DType::kF32, {c}, 3, 0), In(DType::kF32, {0}, 4, 0), In(DType::kF32, {0}, 5, 0)};
+  auto got = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
+  auto zeros = testing::ToBytes(DType::kF32, std::vector<float>(c, 0.0f));
+  testing::ExpectBitwiseEqual("dw", DType::kF32, zeros, got[1]);
+  testing::ExpectBitwiseEqual("db", DType::kF32, zeros, got[2]);
+}
+
+}  // namespace
+}  // namespace zt
