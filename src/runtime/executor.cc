@@ -119,6 +119,69 @@ Executor::~Executor() {
   for (auto& [v, b] : dynamic_) backend_.Free(b);
 }
 
+// The plan reuses an intermediate's bytes once its live range has ended; with several streams
+// that is only safe once every node that touched the old value has finished, so a node whose
+// output (or workspace) takes memory last touched on another stream waits for that stream's last
+// such node. (One stream is in order, so its own earlier nodes need no event.)
+void Executor::AddMemoryReuseWaits() {
+  const ir::Graph& g = program_.graph();
+  const int n = static_cast<int>(steps_.size());
+  struct Extent {
+    const ir::Value* root;
+    int category;
+    int64_t begin, end;
+    int def, last;  // schedule indices
+    std::map<int, int> last_touch;  // stream -> last node index touching it
+  };
+  std::vector<Extent> extents;
+  std::map<const ir::Value*, size_t> at;
+  for (const auto& [root, lr] : ranges_) {
+    if (lr.def < 0 || !root->offset.has_value() || root->nbytes() == 0) continue;
+    at[root] = extents.size();
+    extents.push_back({root, static_cast<int>(root->category), *root->offset,
+                       *root->offset + static_cast<int64_t>(root->nbytes()), lr.def, lr.end, {}});
+  }
+  for (int i = 0; i < n; ++i) {
+    const ir::Node* node = g.nodes()[i].get();
+    auto touch = [&](const ir::Value* v) {
+      auto it = at.find(passes::AliasRoot(v));
+      if (it == at.end()) return;
+      int& last = extents[it->second].last_touch[node->stream];
+      last = std::max(last, i);
+    };
+    for (const ir::Value* v : node->inputs) touch(v);
+    for (const ir::Value* v : node->outputs) touch(v);
+  }
+  int last_ws[8];
+  std::fill(std::begin(last_ws), std::end(last_ws), -1);
+  for (int i = 0; i < n; ++i) {
+    NodeExec& s = steps_[i];
+    const ir::Node* node = s.node;
+    auto wait_for = [&](int j) {
+      const ir::Node* p = g.nodes()[j].get();
+      if (p->stream == node->stream) return;
+      for (const ir::Node* w : s.waits)
+        if (w == p) return;
+      s.waits.push_back(p);
+    };
+    for (const ir::Value* o : node->outputs) {
+      auto it = at.find(passes::AliasRoot(o));
+      if (it == at.end() || extents[it->second].def != i) continue;
+      const Extent& mine = extents[it->second];
+      for (const Extent& e : extents) {
+        if (e.category != mine.category || e.last >= i || e.end <= mine.begin || mine.end <= e.begin) continue;
+        for (const auto& [stream, j] : e.last_touch)
+          if (j < i) wait_for(j);
+      }
+    }
+    if (s.workspace_bytes > 0) {  // one workspace region serves every node
+      for (int k = 0; k < 8; ++k)
+        if (k != node->stream && last_ws[k] >= 0) wait_for(last_ws[k]);
+      if (node->stream >= 0 && node->stream < 8) last_ws[node->stream] = i;
+    }
+  }
+}
+
 Status Executor::Prepare() {
   const ir::Graph& g = program_.graph();
   ranges_ = passes::ComputeLiveRanges(g);
@@ -142,6 +205,7 @@ Status Executor::Prepare() {
     for (const ir::Node* d : node->deps) wait_for(d);
     steps_.push_back(std::move(s));
   }
+  if (mode_ == ExecMemoryMode::kArena) AddMemoryReuseWaits();
   for (auto& s : steps_)
     for (const ir::Node* w : s.waits) steps_[index[w]].record_event = true;
   for (auto& s : steps_)

@@ -93,6 +93,7 @@ class Executor {
  private:
   Executor(Program& program, Backend& backend, ExecMemoryMode mode, comm::Communicator* comm, bool poison);
   Status Prepare();
+  void AddMemoryReuseWaits();
   Status RunNodes(PhaseMask phases);
   Status CaptureAndLaunch(PhaseMask phases);
   Status AllocateRoot(const ir::Value* root, Stream& stream);

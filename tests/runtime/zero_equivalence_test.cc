@@ -141,7 +141,9 @@ TEST_P(ZeroEquivalence, MatchesOneProcessWithTheSameGlobalBatch) {
   bool exact = !clip && (world & (world - 1)) == 0;
   // (Reported losses still differ in the last f32 bit: the ranks average them in f32, the one
   // process in double. The 1e-5 check above covers them.)
-  if (exact) EXPECT_TRUE(ranks[0].params == one.params) << "worst difference " << worst;
+  if (exact) {
+    EXPECT_TRUE(ranks[0].params == one.params) << "worst difference " << worst;
+  }
   EXPECT_LT(std::sqrt(diff2), 0.01 * std::sqrt(move2)) << "worst element difference " << worst;
   // Training happened: the last five steps' mean loss is below the first five's.
   auto mean5 = [](const std::vector<double>& v, size_t from) {
