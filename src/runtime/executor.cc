@@ -163,6 +163,7 @@ void Executor::AddMemoryReuseWaits() {
       for (const ir::Node* w : s.waits)
         if (w == p) return;
       s.waits.push_back(p);
+      ++stats_.memory_reuse_waits;
     };
     for (const ir::Value* o : node->outputs) {
       auto it = at.find(passes::AliasRoot(o));

@@ -50,6 +50,7 @@ struct ExecutorStats {
   int64_t graph_captures = 0;    // graphs captured and instantiated
   int64_t graph_launches = 0;    // Runs that launched a captured graph (the capturing Run too)
   int64_t capture_failures = 0;  // masks that fell back to eager execution
+  int64_t memory_reuse_waits = 0;  // cross-stream waits added where the plan reuses bytes
 };
 
 // Which phases a run executes (gradient accumulation runs forward+backward several times before
