@@ -47,6 +47,10 @@ Status Engine::TakeSnapshot(ckpt::RankSnapshot* s) {
       if (!layout_.units.empty()) {
         const ir::Value* v = ShardValue(g, kind, u);
         if (v == nullptr) return Internal("no graph value for " + std::string(kind) + " of unit " + u.name);
+        if (v->dtype == DType::kF32) {  // straight into the snapshot: no staging copy
+          ZT_RETURN_IF_ERROR(executor_->Read(v, out, v->nbytes()));
+          continue;
+        }
         raw.resize(v->nbytes());
         ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
         ToF32Buffer(raw.data(), v->dtype, u.shard, out);
@@ -61,10 +65,14 @@ Status Engine::TakeSnapshot(ckpt::RankSnapshot* s) {
         if (a >= b) continue;
         const ir::Value* v = Stage0Value(g, kind, zp.name);
         if (v == nullptr) return Internal("no graph value for " + std::string(kind) + " of " + zp.name);
-        raw.resize(v->nbytes());
-        ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
         full.resize(static_cast<size_t>(zp.shape.numel()));
-        ToF32Buffer(raw.data(), v->dtype, zp.shape.numel(), full.data());
+        if (v->dtype == DType::kF32) {
+          ZT_RETURN_IF_ERROR(executor_->Read(v, full.data(), v->nbytes()));
+        } else {
+          raw.resize(v->nbytes());
+          ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
+          ToF32Buffer(raw.data(), v->dtype, zp.shape.numel(), full.data());
+        }
         std::copy(full.begin() + (a - p0), full.begin() + (b - p0), out + (a - begin));
       }
     }
