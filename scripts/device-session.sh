@@ -2,9 +2,10 @@
 # One GPU-machine session step beside scripts/device-run.sh: unpacks the carried build-pack/,
 # sets the library paths (../shared/DEVICE.md), then runs the named stages, each bounded:
 #   tests      the GPU test binary once (all single-GPU cases; multi-GPU cases where GPUs allow)
+#   multigpu   only the multi-GPU cases (NCCL, ZeRO on 2 and 4 GPUs) and the executor tests
 #   smoke      tiny GPT-2 on the GPU, CUDA graphs on and off (exit status and crash stacks)
 #   profile    GPT-2 124M bf16 mb16 x 1024 with ZT_PROFILE=1 (per-op table)
-# Output under $OUT. Usage: scripts/device-session.sh tests smoke profile
+# Output under $OUT. Usage: scripts/device-session.sh tests smoke profile (multigpu on 2+ GPUs)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 S=/opt/torch/.venv/lib/python3.12/site-packages
@@ -40,6 +41,10 @@ for stage in "$@"; do
       timeout 300 "$B/tests/test_cuda" --gtest_output=xml:"$OUT/test_cuda.xml" >"$OUT/test_cuda.log" 2>&1
       echo "test_cuda rc=$?" | tee -a "$OUT/test_cuda.log"
       grep -E "^\[  FAILED|^\[  PASSED|^\[==========\]|tests, listed" "$OUT/test_cuda.log" | head -40 ;;
+    multigpu)
+      timeout 150 "$B/tests/test_cuda" --gtest_filter='Worlds/*:CudaExecutor*' >"$OUT/multi_gpu_tests.log" 2>&1
+      echo "multi-gpu tests rc=$?"
+      grep -E "^\[  FAILED|^\[  PASSED|^\[       OK|tests ran" "$OUT/multi_gpu_tests.log" | head -24 ;;
     smoke)
       mkdir -p "$ROOT/out/data"
       [ -f "$ROOT/out/data/markov-train.bin" ] || "$Z" data synth --out "$ROOT/out/data/markov-train.bin" --vocab 64 \
