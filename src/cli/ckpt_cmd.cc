@@ -187,11 +187,11 @@ int RunVerify(const VerifyArgs& a) {
     Fail(Status(StatusCode::kDataLoss, problem));
     ++failed;
   }
-  // Without a readable LATEST nothing is committed, but a restart still considers every checkpoint
-  // with a valid manifest (ckpt::DiskCatalogFor): check those too.
-  const bool no_latest = list->latest.empty() && !list->entries.empty();
+  // With a LATEST that cannot be read, a restart still considers every checkpoint with a valid
+  // manifest (ckpt::DiskCatalogFor): check those too. (Without any LATEST nothing was committed.)
+  const bool no_latest = !list->latest_problem.empty() && !list->entries.empty();
   if (no_latest)
-    std::printf("%s has no usable LATEST: verifying every checkpoint with a valid manifest\n", a.dir.c_str());
+    std::printf("%s has an unreadable LATEST: verifying every checkpoint with a valid manifest\n", a.dir.c_str());
   for (const auto& e : list->entries) {
     const std::string path = ckpt::JoinPath(a.dir, e.name);
     switch (e.state) {

@@ -457,7 +457,7 @@ TEST_F(CkptCli, GarbledLatestFails) {
   // --all fails on LATEST but still checks what a restart would consider.
   r = Run("ckpt verify --all " + dir);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(Has(r.out, "has no usable LATEST")) << r.out;
+  EXPECT_TRUE(Has(r.out, "has an unreadable LATEST")) << r.out;
   EXPECT_TRUE(Has(r.out, "OK " + dir + "/" + kStep10)) << r.out;
   EXPECT_TRUE(Has(r.out, "OK " + dir + "/" + kStep20)) << r.out;
   EXPECT_TRUE(Has(r.err, dir + "/LATEST holds")) << r.err;
