@@ -119,6 +119,13 @@ Executor::~Executor() {
   for (auto& [v, b] : dynamic_) backend_.Free(b);
 }
 
+bool Executor::AddWait(NodeExec& s, const ir::Node* p) {
+  if (p == nullptr || p->stream == s.node->stream) return false;
+  if (std::find(s.waits.begin(), s.waits.end(), p) != s.waits.end()) return false;
+  s.waits.push_back(p);
+  return true;
+}
+
 // The plan reuses an intermediate's bytes once its live range has ended; with several streams
 // that is only safe once every node that touched the old value has finished, so a node whose
 // output (or workspace) takes memory last touched on another stream waits for that stream's last
@@ -158,12 +165,7 @@ void Executor::AddMemoryReuseWaits() {
     NodeExec& s = steps_[i];
     const ir::Node* node = s.node;
     auto wait_for = [&](int j) {
-      const ir::Node* p = g.nodes()[j].get();
-      if (p->stream == node->stream) return;
-      for (const ir::Node* w : s.waits)
-        if (w == p) return;
-      s.waits.push_back(p);
-      ++stats_.memory_reuse_waits;
+      if (AddWait(s, g.nodes()[j].get())) ++stats_.memory_reuse_waits;
     };
     for (const ir::Value* o : node->outputs) {
       auto it = at.find(passes::AliasRoot(o));
@@ -196,14 +198,8 @@ Status Executor::Prepare() {
       return Unimplemented(g.Describe(node) + ": no " + DeviceKindName(backend_.kind()) + " kernel for op '" +
                            node->op->name + "'");
     }
-    auto wait_for = [&](const ir::Node* p) {
-      if (p == nullptr || p->stream == node->stream) return;
-      for (const ir::Node* w : s.waits)
-        if (w == p) return;
-      s.waits.push_back(p);
-    };
-    for (const ir::Value* in : node->inputs) wait_for(in->producer);
-    for (const ir::Node* d : node->deps) wait_for(d);
+    for (const ir::Value* in : node->inputs) AddWait(s, in->producer);
+    for (const ir::Node* d : node->deps) AddWait(s, d);
     steps_.push_back(std::move(s));
   }
   if (mode_ == ExecMemoryMode::kArena) AddMemoryReuseWaits();

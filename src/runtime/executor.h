@@ -109,6 +109,8 @@ class Executor {
     std::vector<const ir::Node*> waits;          // producers/deps on another stream
     bool record_event = false;
   };
+  // Makes `s` wait for `p` when `p` runs on another stream (once); whether a wait was added.
+  static bool AddWait(NodeExec& s, const ir::Node* p);
 
   Program& program_;
   Backend& backend_;

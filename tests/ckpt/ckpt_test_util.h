@@ -19,37 +19,13 @@
 #include "ckpt/manifest.h"
 #include "ckpt/reader.h"
 #include "ckpt/snapshot.h"
+#include "support/temp_dir.h"
 
 namespace zt::ckpt::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "zt_ckpt_test_XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) ADD_FAILURE() << "mkdtemp failed for " << tmpl;
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-inline std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-inline void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using zt::testing::ReadBytes;
+using zt::testing::TempDir;
+using zt::testing::WriteBytes;
 
 // Unit sizes of the test layout (elements); `scale` multiplies them.
 inline std::vector<int64_t> UnitSizes(int64_t scale = 1) { return {1000 * scale, 37 * scale, 5 * scale}; }

@@ -21,6 +21,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 #ifdef ZT_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -79,25 +81,9 @@ inline int GpuCount() {
   } while (0)
 
 // A fresh directory under the test temp dir, removed with its contents when this goes out of scope.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    std::string tmpl = ::testing::TempDir() + "zt_gpu_" + tag + "_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    char* d = mkdtemp(buf.data());
-    EXPECT_NE(d, nullptr) << "mkdtemp " << tmpl;
-    path_ = d ? d : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// Scratch directories: the shared helper (support/temp_dir.h); a tag such as "zt_gpu_zero_"
+// names them.
+using zt::testing::TempDir;
 
 // Spawns `world` children running the current test as ranks 0..world-1 (extra: more environment
 // variables, "NAME=value"); waits for them, SIGKILLing any still running after `limit`. Returns

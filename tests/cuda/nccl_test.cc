@@ -465,7 +465,7 @@ TEST_P(NcclRanks, EveryOperation) {
   });
   const int world = GetParam();
   ZT_SKIP_WITH_FEWER_GPUS(world);
-  testing::TempDir dir("nccl_ops");
+  testing::TempDir dir("zt_gpu_nccl_ops_");
   ParentStore store(world == 4);  // 2 ranks meet through a FileStore, 4 through a TcpStore
   testing::ExpectRanksSucceeded(testing::SpawnRanks(world, dir.path(), milliseconds(300000), store.env));
 }
@@ -544,7 +544,7 @@ TEST_P(NcclKernels, CollectivesThroughNccl) {
     KernelsRank({0, 1, ""}, store);
     return;
   }
-  testing::TempDir dir("nccl_kernels");
+  testing::TempDir dir("zt_gpu_nccl_kernels_");
   testing::ExpectRanksSucceeded(testing::SpawnRanks(world, dir.path(), milliseconds(300000)));
 }
 
@@ -628,7 +628,7 @@ TEST_P(NcclDeadRank, OthersFailWithinTheTimeoutNamingIt) {
   ZT_RUN_AS_RANK(DeadRankPart);
   const int world = GetParam();
   ZT_SKIP_WITH_FEWER_GPUS(world);
-  testing::TempDir dir("nccl_dead");
+  testing::TempDir dir("zt_gpu_nccl_dead_");
   auto status = testing::SpawnRanks(world, dir.path(), milliseconds(180000));
   testing::ExpectRanksSucceeded(status, VictimOf(world));
 }

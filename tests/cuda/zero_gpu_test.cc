@@ -140,7 +140,7 @@ TEST_P(ZeroOnGpus, StagesMatchOneGpuWithTheSameGlobalBatch) {
   ZT_RUN_AS_RANK(RankPart);
   const int world = GetParam();
   ZT_SKIP_WITH_FEWER_GPUS(world);
-  testing::TempDir dir("zero");
+  testing::TempDir dir("zt_gpu_zero_");
   testing::ExpectRanksSucceeded(testing::SpawnRanks(world, dir.path(), milliseconds(480000)));
   if (HasFailure()) return;
 

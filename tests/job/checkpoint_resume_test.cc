@@ -23,6 +23,7 @@
 #include "config/run_config.h"
 #include "data/synth.h"
 #include "job/train_job.h"
+#include "support/temp_dir.h"
 
 namespace zt {
 namespace {
@@ -104,18 +105,6 @@ StatusOr<job::TrainResult> RunJob(const RunSpec& s) {
   return results[0];
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-std::string FreshDir(const std::string& name) {
-  std::string d = ::testing::TempDir() + "zt_resume_" + name + "." + std::to_string(getpid());
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
 struct GridCase {
   int stage;
   int world;
@@ -126,7 +115,8 @@ class ResumeGrid : public ::testing::TestWithParam<GridCase> {};
 
 TEST_P(ResumeGrid, TenStepsThenResumeEqualsTwentyStraight) {
   const GridCase& g = GetParam();
-  std::string dir = FreshDir("grid_s" + std::to_string(g.stage) + "_n" + std::to_string(g.world) + "_" + g.precision);
+  zt::testing::TempDir tmp("zt_resume_grid_s" + std::to_string(g.stage) + "_n" + std::to_string(g.world) + "_" + g.precision + "_");
+  const std::string dir = tmp.path();
   RunSpec straight{.world = g.world, .stage = g.stage, .precision = g.precision, .out = dir + "/straight"};
   auto a = RunJob(straight);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -148,9 +138,9 @@ TEST_P(ResumeGrid, TenStepsThenResumeEqualsTwentyStraight) {
   ASSERT_EQ(b2->first_step, 11);
   ASSERT_EQ(b2->losses.size(), 10u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(b2->losses[i], a->losses[10 + i]) << "step " << 11 + i;
-  std::string wa = ReadFile(straight.out + "/final/model.safetensors");
+  std::string wa = zt::testing::ReadBytes(straight.out + "/final/model.safetensors");
   ASSERT_FALSE(wa.empty());
-  EXPECT_TRUE(wa == ReadFile(second.out + "/final/model.safetensors")) << "final weights differ";
+  EXPECT_TRUE(wa == zt::testing::ReadBytes(second.out + "/final/model.safetensors")) << "final weights differ";
 }
 
 std::vector<GridCase> Grid() {
@@ -170,7 +160,8 @@ class HostTierResume : public ::testing::TestWithParam<int> {};
 
 TEST_P(HostTierResume, ResumesFromSharedMemoryBitExactly) {
   const int stage = GetParam();
-  std::string dir = FreshDir("host_s" + std::to_string(stage));
+  zt::testing::TempDir tmp("zt_resume_host_s" + std::to_string(stage) + "_");
+  const std::string dir = tmp.path();
   const std::string prefix = "/zt-test-" + std::to_string(getpid()) + "-s" + std::to_string(stage);
   ASSERT_EQ(setenv("ZT_SHM_PREFIX", prefix.c_str(), 1), 0);
   RunSpec straight{.world = 2, .stage = stage, .out = dir + "/straight"};
@@ -191,13 +182,14 @@ TEST_P(HostTierResume, ResumesFromSharedMemoryBitExactly) {
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   ASSERT_EQ(b->first_step, 11);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(b->losses[i], a->losses[10 + i]) << "step " << 11 + i;
-  EXPECT_TRUE(ReadFile(straight.out + "/final/model.safetensors") == ReadFile(second.out + "/final/model.safetensors"));
+  EXPECT_TRUE(zt::testing::ReadBytes(straight.out + "/final/model.safetensors") == zt::testing::ReadBytes(second.out + "/final/model.safetensors"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Job, HostTierResume, ::testing::Values(0, 1, 3));
 
 TEST(CheckpointResume, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
-  std::string dir = FreshDir("corrupt");
+  zt::testing::TempDir tmp("zt_resume_corrupt_");
+  const std::string dir = tmp.path();
   RunSpec straight{.world = 2, .stage = 2, .out = dir + "/straight"};
   auto a = RunJob(straight);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -224,11 +216,12 @@ TEST(CheckpointResume, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(b->first_step, 6) << "step 10's checkpoint is corrupt: step 5's must be used";
   for (size_t i = 0; i < b->losses.size(); ++i) EXPECT_EQ(b->losses[i], a->losses[5 + i]) << "step " << 6 + i;
-  EXPECT_TRUE(ReadFile(straight.out + "/final/model.safetensors") == ReadFile(second.out + "/final/model.safetensors"));
+  EXPECT_TRUE(zt::testing::ReadBytes(straight.out + "/final/model.safetensors") == zt::testing::ReadBytes(second.out + "/final/model.safetensors"));
 }
 
 TEST(CheckpointResume, AGarbledLatestStillFindsAVerifiedCheckpoint) {
-  std::string dir = FreshDir("garbled");
+  zt::testing::TempDir tmp("zt_resume_garbled_");
+  const std::string dir = tmp.path();
   RunSpec first{.world = 1, .stage = 1, .steps = 10, .out = dir + "/run", .interval = 5};
   ASSERT_TRUE(RunJob(first).ok());
   { std::ofstream(first.out + "/checkpoints/LATEST") << "step-0000000\x01garbage"; }
@@ -240,7 +233,8 @@ TEST(CheckpointResume, AGarbledLatestStillFindsAVerifiedCheckpoint) {
 }
 
 TEST(CheckpointResume, ResumeNeverRefusesADirectoryWithCheckpoints) {
-  std::string dir = FreshDir("never");
+  zt::testing::TempDir tmp("zt_resume_never_");
+  const std::string dir = tmp.path();
   RunSpec first{.world = 1, .stage = 0, .steps = 4, .out = dir + "/run", .interval = 2};
   ASSERT_TRUE(RunJob(first).ok());
   config::RunConfig c = MakeConfig(first);
@@ -256,7 +250,8 @@ class Reshard : public ::testing::TestWithParam<int> {};
 
 TEST_P(Reshard, FourRanksContinueOnTwoAndThree) {
   const int stage = GetParam();
-  std::string dir = FreshDir("reshard_s" + std::to_string(stage));
+  zt::testing::TempDir tmp("zt_resume_reshard_s" + std::to_string(stage) + "_");
+  const std::string dir = tmp.path();
   RunSpec four{.world = 4, .stage = stage, .global_batch = 12, .out = dir + "/four"};
   auto a = RunJob(four);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
