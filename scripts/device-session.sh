@@ -5,6 +5,8 @@
 #   multigpu   only the multi-GPU cases (NCCL, ZeRO on 2 and 4 GPUs) and the executor tests
 #   smoke      tiny GPT-2 on the GPU, CUDA graphs on and off (exit status and crash stacks)
 #   profile    GPT-2 124M bf16 mb16 x 1024 with ZT_PROFILE=1 (per-op table)
+#   ckpt       checkpoint benchmarks on this machine's disk: bench/ckpt/step_overhead.py (GPT-2 124M
+#              bf16, intervals 1/10/50 x C 1/2) and ckpt_write_bench (pack it: PACK_EXTRA=ckpt_write_bench)
 # Output under $OUT. Usage: scripts/device-session.sh tests smoke profile (multigpu on 2+ GPUs)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +61,17 @@ for stage in "$@"; do
       gpt2_config /tmp/zt-prof 8 16 1024 bf16 0 >"$D/prof.json"
       ZT_PROFILE=1 timeout 200 "$Z" train --config "$D/prof.json" --no-progress --no-export >"$OUT/profile.log" 2>&1
       echo "profile rc=$?"; tail -32 "$OUT/profile.log" ;;
+    ckpt)
+      timeout 240 /usr/bin/env python3 "$ROOT/bench/ckpt/step_overhead.py" --ztrain "$Z" --model gpt2-124m \
+        --steps 30 --warmup 5 --intervals 1,10,50 --concurrency 1,2 --out /tmp/zt-ckpt \
+        --json "$OUT/step_overhead.json" >"$OUT/step_overhead.md" 2>"$OUT/step_overhead.err"
+      echo "step_overhead rc=$?"; cat "$OUT/step_overhead.md"; tail -5 "$OUT/step_overhead.err"
+      if [ -x "$B/ckpt_write_bench" ]; then
+        mkdir -p /tmp/zt-ckb
+        timeout 200 "$B/ckpt_write_bench" --dir /tmp/zt-ckb --gb 2 --repeats 3 --io-threads 4,8 --chunk-mb 8 \
+          --concurrency 1,2 --json "$OUT/ckpt_write_bench.json" >"$OUT/ckpt_write_bench.md" 2>&1
+        echo "ckpt_write_bench rc=$?"; cat "$OUT/ckpt_write_bench.md"
+      fi ;;
     *) echo "unknown stage $stage" ;;
   esac
 done

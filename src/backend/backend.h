@@ -40,6 +40,9 @@ class Event {
   virtual void Record(Stream& s) = 0;      // marks the point after all work queued on s so far
   virtual void StreamWait(Stream& s) = 0;  // work queued on s after this waits for the point
   virtual void Synchronize() = 0;          // host waits for the point
+  // Like StreamWait, but inside a CUDA-graph capture the wait becomes an external event node, so
+  // each replay waits for the event's newest Record made outside the graph.
+  virtual void StreamWaitExternal(Stream& s) { StreamWait(s); }
 };
 
 class Backend {
@@ -62,6 +65,12 @@ class Backend {
   virtual void CopyDeviceToDevice(void* dst, const void* src, size_t n, Stream& s) = 0;
   virtual void Memset(void* dst, int value, size_t n, Stream& s) = 0;
   virtual void Synchronize() = 0;  // all streams
+
+  // Host memory for staging device data (checkpoint snapshots): 4096-aligned, page-locked where
+  // the device copies faster from it (CUDA), so CopyDeviceToHost into it is asynchronous. Null
+  // when none can be had. The default is plain aligned memory. Free it before the backend goes.
+  virtual void* AllocateHost(size_t bytes);
+  virtual void FreeHost(void* p);
 };
 
 }  // namespace zt

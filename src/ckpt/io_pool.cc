@@ -62,6 +62,13 @@ Status TaskGroup::Wait() {
   return first_error_;
 }
 
+Status TaskGroup::TakeError() {
+  std::lock_guard<std::mutex> l(mu_);
+  Status s = first_error_;
+  first_error_ = OkStatus();
+  return s;
+}
+
 bool TaskGroup::failed() {
   std::lock_guard<std::mutex> l(mu_);
   return !first_error_.ok();

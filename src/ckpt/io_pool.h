@@ -41,6 +41,7 @@ class TaskGroup {
   void Done(const Status& s);
   Status Wait();
   bool failed();  // some task has failed already (later tasks may skip their work)
+  Status TakeError();  // the first failure so far (without waiting), which is then forgotten
 
  private:
   std::mutex mu_;

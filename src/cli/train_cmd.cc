@@ -32,6 +32,7 @@ struct CompileArgs {
   std::string config;
   std::vector<std::string> dump_ir;
   int world_size = 1;
+  std::string device = "cpu";
 };
 
 }  // namespace
@@ -98,13 +99,18 @@ void RegisterCompileCommand(CLI::App& app, int* exit_code) {
                   "print the IR after this pass (input, zero, data_parallel, dce, memory_plan or all); may be repeated");
   cmd->add_option("--world-size", args->world_size, "plan for this many data-parallel ranks (per-rank memory)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--device", args->device,
+                  "plan for this device: cpu or cuda (sizes the kernels' workspace; default cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->callback([args, exit_code] {
     auto cfg = config::LoadRunConfig(args->config, args->world_size);
     if (!cfg.ok()) {
       *exit_code = Fail(cfg.status());
       return;
     }
-    auto report = job::CompileReport(*cfg, {args->dump_ir, args->world_size});
+    job::CompileRequest request{args->dump_ir, args->world_size,
+                                args->device == "cuda" ? ir::Target::kCuda : ir::Target::kCpu};
+    auto report = job::CompileReport(*cfg, request);
     if (!report.ok()) {
       *exit_code = Fail(report.status());
       return;

@@ -130,10 +130,10 @@ Cost NodeCost(const Node& n) {
   return n.op->ComputeCost(NodeSig{in, out, n.attrs});
 }
 
-size_t NodeWorkspace(const Node& n) {
+size_t NodeWorkspace(const Node& n, Target target) {
   auto in = InputTypes(n);
   auto out = OutputTypes(n);
-  return n.op->ComputeWorkspace(NodeSig{in, out, n.attrs});
+  return n.op->ComputeWorkspace(NodeSig{in, out, n.attrs, target});
 }
 
 }  // namespace zt::ir

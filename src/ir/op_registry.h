@@ -29,10 +29,15 @@ struct TypeSpec {
 std::string TypeToString(const TypeSpec& t);  // "f32[2,3]"
 
 // What cost and workspace rules see of a node.
+// The device a program is planned for. Workspace rules may differ per target (a CUDA kernel may
+// need less scratch memory than the CPU reference, or another layout); the default is the CPU's.
+enum class Target { kCpu, kCuda };
+
 struct NodeSig {
   std::span<const TypeSpec> inputs;
   std::span<const TypeSpec> outputs;
   const AttrMap& attrs;
+  Target target = Target::kCpu;
 };
 
 struct Cost {
@@ -133,7 +138,7 @@ Status NormalizeAttrs(const OpDef& op, AttrMap& attrs);
 std::vector<TypeSpec> InputTypes(const Node& n);
 std::vector<TypeSpec> OutputTypes(const Node& n);
 Cost NodeCost(const Node& n);
-size_t NodeWorkspace(const Node& n);
+size_t NodeWorkspace(const Node& n, Target target = Target::kCpu);
 
 // Defined in ir/ops/all_ops.cc: registers every op family.
 void RegisterAllOps(OpRegistry& r);

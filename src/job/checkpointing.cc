@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/host_store.h"
+#include "ckpt/io_pool.h"
 #include "ckpt/reader.h"
 #include "ckpt/reshard.h"
 #include "ckpt/restore.h"
@@ -126,6 +127,10 @@ struct Checkpointer::Impl {
   std::unique_ptr<ckpt::SnapshotPool> pool;
   std::unique_ptr<ckpt::CheckpointWriter> writer;
   int64_t last_saved = -1;
+  // One thread finishes snapshots in step order: waits for their copies, publishes them to the
+  // host tier and submits them to the writer. Declared last: destroyed (drained) first.
+  ckpt::TaskGroup finishing;
+  std::unique_ptr<ckpt::IoPool> finisher;
 
   Impl(const config::RunConfig& c, Engine& e, data::BatchSampler& s) : config(c), engine(e), sampler(s) {}
 
@@ -190,11 +195,10 @@ struct Checkpointer::Impl {
 
 Checkpointer::Checkpointer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Checkpointer::~Checkpointer() {
-  if (impl_ && impl_->writer) {
-    Status s = impl_->writer->Flush();
-    if (!s.ok()) {
-      ZT_LOG(WARNING) << "checkpoint writer: " << s.ToString();
-    }
+  if (!impl_) return;
+  Status s = Finish();
+  if (!s.ok()) {
+    ZT_LOG(WARNING) << "checkpoint writer: " << s.ToString();
   }
 }
 
@@ -211,7 +215,8 @@ StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(const config::RunCo
     if (!host.ok()) return host.status().WithContext("opening the host-memory checkpoint tier");
     impl->host = std::move(*host);  // null outside `ztrain launch`: no host tier
   }
-  impl->pool = std::make_unique<ckpt::SnapshotPool>(k.max_in_flight + 1);
+  impl->pool = std::make_unique<ckpt::SnapshotPool>(k.max_in_flight + 1, engine.snapshot_allocator());
+  impl->finisher = std::make_unique<ckpt::IoPool>(1);
   return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(impl)));
 }
 
@@ -271,27 +276,53 @@ Status Checkpointer::AfterStep(int64_t step, bool last) {
   if (!k.enabled() || step <= m.last_saved) return OkStatus();
   if (step % k.interval != 0 && !last) return OkStatus();
   if (!m.host && !m.writer) return OkStatus();
+  // A failure of an earlier checkpoint's finishing is reported here, once.
+  ZT_RETURN_IF_ERROR(m.finishing.TakeError());
   std::unique_ptr<ckpt::RankSnapshot> snap = m.pool->Acquire();  // blocks while C+1 are in use
-  ZT_RETURN_IF_ERROR(m.engine.TakeSnapshot(snap.get()));
   ResumeRecord record{m.engine.state(), m.sampler.State()};
   std::string meta = RecordToJson(record).dump();
   std::memcpy(snap->AddSection(kResumeSection, DType::kU8, static_cast<int64_t>(meta.size())), meta.data(),
               meta.size());
-  m.last_saved = step;
-  if (m.host) {
-    Status s = m.host->Put(*snap);
-    if (!s.ok()) {
-      ZT_LOG(WARNING) << "host-memory checkpoint of step " << step << " failed: " << s.ToString();
-    }
+  auto pending = m.engine.StartSnapshot(snap.get());  // queues the copies; training goes on
+  if (!pending.ok()) {
+    m.pool->Release(std::move(snap));
+    return pending.status();
   }
-  if (m.writer) return m.writer->Submit(std::move(snap), m.ManifestFields(record));
-  m.pool->Release(std::move(snap));
+  m.last_saved = step;
+  ckpt::Manifest fields = m.ManifestFields(record);
+  m.finishing.Add();
+  // The task owns the snapshot until it hands it to the writer (or back to the pool).
+  // (IoPool runs every queued task, so the released snapshot always comes back.)
+  auto task = [&m, step, raw = snap.release(), p = std::shared_ptr<PendingSnapshot>(std::move(*pending)),
+               fields = std::move(fields)] {
+    std::unique_ptr<ckpt::RankSnapshot> owned(raw);
+    Status s = p->Wait();
+    if (s.ok() && m.host) {
+      Status put = m.host->Put(*owned);
+      if (!put.ok()) {
+        ZT_LOG(WARNING) << "host-memory checkpoint of step " << step << " failed: " << put.ToString();
+      }
+    }
+    if (s.ok() && m.writer) {
+      s = m.writer->Submit(std::move(owned), fields);
+    } else {
+      m.pool->Release(std::move(owned));
+    }
+    m.finishing.Done(s);
+  };
+  m.finisher->Run(std::move(task));
   return OkStatus();
 }
 
 Status Checkpointer::Finish() {
-  if (impl_->writer) return impl_->writer->Flush();
-  return OkStatus();
+  Impl& m = *impl_;
+  m.finishing.Wait();
+  Status finished = m.finishing.TakeError();
+  if (m.writer) {
+    Status flushed = m.writer->Flush();
+    if (finished.ok()) finished = flushed;
+  }
+  return finished;
 }
 
 }  // namespace zt::job

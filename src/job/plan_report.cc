@@ -29,6 +29,7 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
   co.dump_sink = &dumps;
   std::shared_ptr<passes::ZeroPass> zero;
   co.passes = Engine::ShardingPasses(eo, r.world_size, &zero);
+  co.target = r.target;
   ZT_ASSIGN_OR_RETURN(auto program, Program::Compile(std::move(mg.graph), co));
 
   std::string out;
@@ -58,12 +59,16 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
                 flops[0], flops[1], flops[2]);
   out += line;
   const auto& plan = program->plan();
-  out += "predicted memory per rank (static plan: arena, and live peak if allocated value by value):\n";
+  out += std::string("predicted memory per rank on ") + (r.target == ir::Target::kCuda ? "cuda" : "cpu") +
+         " (static plan: persistent values per category and one transient arena; live: the peak if\n"
+         "each value were allocated at its definition and freed after its last use):\n";
   for (int cat = 0; cat < kNumMemCategories; ++cat) {
     out += "  " + std::string(MemCategoryName(static_cast<MemCategory>(cat)));
     out.append(18 - std::string(MemCategoryName(static_cast<MemCategory>(cat))).size(), ' ');
-    out += Bytes(plan.arena_bytes[cat]) + "   live " + Bytes(plan.live_peak[cat]) + "\n";
+    out += Bytes(plan.persistent_bytes[cat]) + "   live " + Bytes(plan.live_peak[cat]) + "\n";
   }
+  out += "  transient arena   " + Bytes(plan.transient_bytes) + "   (workspace region " +
+         Bytes(plan.workspace_bytes) + ")\n";
   out += "  total             " + Bytes(plan.arena_total) + "   live " + Bytes(plan.live_peak_total) + "\n";
   if (r.world_size > 1 || c.zero_stage > 0) {
     // The ZeRO paper's model-state bytes for comparison (mixed precision: 2-byte parameters and

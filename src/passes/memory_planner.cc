@@ -43,11 +43,15 @@ std::map<const ir::Value*, LiveRange> ComputeLiveRanges(const ir::Graph& g) {
   return ranges;
 }
 
+MemCategory ArenaCategory(const ir::Value* root) {
+  return root->persistent() ? root->category : MemCategory::kActivations;
+}
+
 StatusOr<bool> MemoryPlanner::Run(ir::Graph& g) {
   auto ranges = ComputeLiveRanges(g);
-  // Roots by category, persistent and transient.
+  // Persistent roots by category; transient roots together.
   std::array<int64_t, kNumMemCategories> persistent_end{};
-  std::array<std::vector<const ir::Value*>, kNumMemCategories> transient;
+  std::vector<const ir::Value*> transient;
   for (const auto& v : g.values()) {
     ir::Value* root = AliasRoot(v.get());
     if (root != v.get()) continue;
@@ -56,11 +60,12 @@ StatusOr<bool> MemoryPlanner::Run(ir::Graph& g) {
       v->offset = persistent_end[c];
       persistent_end[c] += static_cast<int64_t>(AlignedBytes(v->nbytes()));
     } else {
-      transient[c].push_back(v.get());
+      transient.push_back(v.get());
     }
   }
-  for (int c = 0; c < kNumMemCategories; ++c) {
-    auto& vals = transient[c];
+  {
+    const int c = static_cast<int>(MemCategory::kActivations);
+    auto& vals = transient;
     std::stable_sort(vals.begin(), vals.end(), [&](const ir::Value* a, const ir::Value* b) {
       size_t sa = AlignedBytes(a->nbytes()), sb = AlignedBytes(b->nbytes());
       if (sa != sb) return sa > sb;
@@ -98,27 +103,37 @@ StatusOr<bool> MemoryPlanner::Run(ir::Graph& g) {
   return true;
 }
 
-PlanStats ComputePlanStats(const ir::Graph& g) {
+PlanStats ComputePlanStats(const ir::Graph& g, ir::Target target) {
   PlanStats s;
   auto ranges = ComputeLiveRanges(g);
   int n = static_cast<int>(g.nodes().size());
   std::vector<std::array<int64_t, kNumMemCategories>> live(std::max(n, 1));
+  const int act = static_cast<int>(MemCategory::kActivations);
+  int64_t transient_end = 0;  // in the activations arena
   for (const auto& [v, lr] : ranges) {
     ZT_CHECK(v->offset.has_value()) << "value %" << v->name << " is not planned; run the memory planner";
     int c = static_cast<int>(v->category);
     int64_t size = static_cast<int64_t>(AlignedBytes(v->nbytes()));
-    s.arena_bytes[c] = std::max(s.arena_bytes[c], *v->offset + size);
+    if (v->persistent()) {
+      s.persistent_bytes[c] = std::max(s.persistent_bytes[c], *v->offset + size);
+    } else {
+      transient_end = std::max(transient_end, *v->offset + size);
+    }
     int from = std::max(lr.def, 0), to = std::min(lr.end, n - 1);
     for (int i = from; i <= to; ++i) live[i][c] += size;
     if (n == 0) live[0][c] += size;
   }
   int ws = static_cast<int>(MemCategory::kWorkspace);
   for (int i = 0; i < n; ++i) {
-    int64_t w = static_cast<int64_t>(AlignedBytes(ir::NodeWorkspace(*g.nodes()[i])));
+    int64_t w = static_cast<int64_t>(AlignedBytes(ir::NodeWorkspace(*g.nodes()[i], target)));
     s.workspace_bytes = std::max(s.workspace_bytes, w);
     live[i][ws] += w;
   }
-  s.arena_bytes[ws] += s.workspace_bytes;
+  // The transient arena starts after the persistent activations; the workspace region ends it.
+  transient_end = std::max(transient_end, s.persistent_bytes[act]);
+  s.transient_bytes = transient_end - s.persistent_bytes[act] + s.workspace_bytes;
+  s.arena_bytes = s.persistent_bytes;
+  s.arena_bytes[act] += s.transient_bytes;
   for (int c = 0; c < kNumMemCategories; ++c) s.arena_total += s.arena_bytes[c];
   for (auto& at : live) {
     int64_t total = 0;
@@ -135,8 +150,11 @@ std::string PlanStats::ToString() const {
   std::string out;
   for (int c = 0; c < kNumMemCategories; ++c) {
     out += std::string(MemCategoryName(static_cast<MemCategory>(c))) + ": arena " +
-           std::to_string(arena_bytes[c]) + " B, live peak " + std::to_string(live_peak[c]) + " B\n";
+           std::to_string(arena_bytes[c]) + " B (persistent " + std::to_string(persistent_bytes[c]) +
+           " B), live peak " + std::to_string(live_peak[c]) + " B\n";
   }
+  out += "transient arena (under activations): " + std::to_string(transient_bytes) + " B, workspace region " +
+         std::to_string(workspace_bytes) + " B\n";
   out += "total: arena " + std::to_string(arena_total) + " B, live peak " + std::to_string(live_peak_total) + " B\n";
   return out;
 }

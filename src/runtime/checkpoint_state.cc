@@ -1,7 +1,9 @@
 // Engine <-> checkpoint state: this rank's slices of each unit's master weights and AdamW moments
 // (TakeSnapshot), and setting them from any checkpoint layout (RestoreState). The per-stage
 // storage (per-parameter values at stage 0, unit shards at stages 1-3) is mapped onto the one
-// canonical form: f32 unit flat buffers sliced by rank.
+// canonical form: f32 unit flat buffers sliced by rank. Snapshots are device-to-host copies queued
+// on the copy stream (StartSnapshot); the optimizer phase is fenced behind them, so training never
+// changes the bytes being copied and the host waits only where the bytes are used.
 #include <algorithm>
 #include <cstring>
 
@@ -33,51 +35,110 @@ const ir::Value* ShardValue(const ir::Graph& g, const std::string& kind, const p
 
 }  // namespace
 
-Status Engine::TakeSnapshot(ckpt::RankSnapshot* s) {
+namespace {
+
+// Snapshot buffers from the backend's host staging memory (pinned on CUDA).
+class BackendHostAllocator final : public ckpt::HostAllocator {
+ public:
+  explicit BackendHostAllocator(Backend& b) : backend_(b) {}
+  void* Allocate(size_t bytes) override { return backend_.AllocateHost(bytes); }
+  void Free(void* p) override { backend_.FreeHost(p); }
+
+ private:
+  Backend& backend_;
+};
+
+}  // namespace
+
+Status PendingSnapshot::Wait() {
+  if (waited_) return OkStatus();
+  done_->Synchronize();
+  for (Conversion& c : conversions_) ToF32Buffer(c.raw.data(), c.dtype, c.count, c.out);
+  conversions_.clear();
+  waited_ = true;
+  return OkStatus();
+}
+
+void Engine::InitSnapshotting() {
+  Backend& b = executor_->backend();
+  snapshot_allocator_ = std::make_unique<BackendHostAllocator>(b);
+  snapshot_fence_ = b.CreateEvent();
+  snapshot_fence_->Record(b.stream(StreamKind::kCopy));  // a completed point until the first snapshot
+  executor_->SetPhaseFence(ir::Phase::kOptimizer, snapshot_fence_.get());
+}
+
+StatusOr<std::unique_ptr<PendingSnapshot>> Engine::StartSnapshot(ckpt::RankSnapshot* s) {
   const ir::Graph& g = program_->graph();
+  Backend& backend = executor_->backend();
+  Stream& copy = backend.stream(StreamKind::kCopy);
   const int r = rank();
   s->step = global_step_;
   s->rank = r;
   s->world_size = world_size();
-  std::vector<float> full;
-  std::vector<char> raw;
+  // Reserve every section first: the queued copies write into the bytes, which must not move.
+  std::vector<size_t> sizes;
+  for (const passes::ZeroUnit& u : ckpt_layout_.units)
+    for (size_t k = 0; k < std::size(ckpt::kStateKinds); ++k) sizes.push_back(static_cast<size_t>(u.shard) * 4);
+  s->bytes.reserve(s->bytes.size() + s->BytesToAdd(sizes));
+  const char* storage = s->bytes.data();
+
+  // The copies start after everything queued on the compute stream (the last optimizer phase).
+  auto start = backend.CreateEvent();
+  start->Record(backend.stream(StreamKind::kCompute));
+  start->StreamWait(copy);
+  std::vector<PendingSnapshot::Conversion> conversions;
+  // Queues elements [first, first + count) of value v into out (converted later if not f32).
+  auto queue = [&](const ir::Value* v, int64_t first, int64_t count, float* out) -> Status {
+    const size_t esize = DTypeSize(v->dtype);
+    if (v->dtype == DType::kF32) {
+      return executor_->ReadAsync(v, first * esize, out, count * esize, copy);
+    }
+    PendingSnapshot::Conversion c;
+    c.raw.resize(static_cast<size_t>(count) * esize);
+    c.dtype = v->dtype;
+    c.count = count;
+    c.out = out;
+    ZT_RETURN_IF_ERROR(executor_->ReadAsync(v, first * esize, c.raw.data(), c.raw.size(), copy));
+    conversions.push_back(std::move(c));
+    return OkStatus();
+  };
   for (const passes::ZeroUnit& u : ckpt_layout_.units) {
     for (const char* kind : ckpt::kStateKinds) {
       float* out = reinterpret_cast<float*>(s->AddSection(ckpt::SectionName(kind, u.name), DType::kF32, u.shard));
       if (!layout_.units.empty()) {
         const ir::Value* v = ShardValue(g, kind, u);
         if (v == nullptr) return Internal("no graph value for " + std::string(kind) + " of unit " + u.name);
-        if (v->dtype == DType::kF32) {  // straight into the snapshot: no staging copy
-          ZT_RETURN_IF_ERROR(executor_->Read(v, out, v->nbytes()));
-          continue;
-        }
-        raw.resize(v->nbytes());
-        ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
-        ToF32Buffer(raw.data(), v->dtype, u.shard, out);
+        ZT_RETURN_IF_ERROR(queue(v, 0, u.shard, out));
         continue;
       }
-      // Stage 0: cut this rank's slice out of the unit's parameters.
-      std::fill(out, out + u.shard, 0.0f);
+      // Stage 0: this rank's slice of the unit's parameters (in offset order); elements no
+      // parameter covers (the tail past the unit) are zero.
       const int64_t begin = r * u.shard, end = begin + u.shard;
+      int64_t covered = begin;
       for (const passes::ZeroParam& zp : u.params) {
         int64_t p0 = zp.offset, p1 = zp.offset + zp.shape.numel();
         int64_t a = std::max(begin, p0), b = std::min(end, p1);
         if (a >= b) continue;
         const ir::Value* v = Stage0Value(g, kind, zp.name);
         if (v == nullptr) return Internal("no graph value for " + std::string(kind) + " of " + zp.name);
-        full.resize(static_cast<size_t>(zp.shape.numel()));
-        if (v->dtype == DType::kF32) {
-          ZT_RETURN_IF_ERROR(executor_->Read(v, full.data(), v->nbytes()));
-        } else {
-          raw.resize(v->nbytes());
-          ZT_RETURN_IF_ERROR(executor_->Read(v, raw.data(), raw.size()));
-          ToF32Buffer(raw.data(), v->dtype, zp.shape.numel(), full.data());
-        }
-        std::copy(full.begin() + (a - p0), full.begin() + (b - p0), out + (a - begin));
+        ZT_CHECK(a >= covered) << "unit " << u.name << ": parameters overlap or are out of offset order";
+        std::fill(out + (covered - begin), out + (a - begin), 0.0f);
+        ZT_RETURN_IF_ERROR(queue(v, a - p0, b - a, out + (a - begin)));
+        covered = b;
       }
+      std::fill(out + (covered - begin), out + u.shard, 0.0f);
     }
   }
-  return OkStatus();
+  ZT_CHECK(s->bytes.data() == storage) << "snapshot bytes moved while copies were queued";
+  auto done = backend.CreateEvent();
+  done->Record(copy);
+  snapshot_fence_->Record(copy);  // the next optimizer phase waits for the copies
+  return std::make_unique<PendingSnapshot>(std::move(done), std::move(conversions));
+}
+
+Status Engine::TakeSnapshot(ckpt::RankSnapshot* s) {
+  ZT_ASSIGN_OR_RETURN(std::unique_ptr<PendingSnapshot> pending, StartSnapshot(s));
+  return pending->Wait();
 }
 
 Status Engine::RestoreState(const passes::ZeroLayout& source, const ckpt::SectionReader& read) {

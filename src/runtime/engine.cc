@@ -83,6 +83,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
                       passes::PlanZeroLayout(pls, {options.zero_stage, world, options.gather_unit, options.bucket_elements}));
   ZT_RETURN_IF_ERROR(BuildStepGraph(*g, spec, options));
   CompileOptions co = compile;
+  co.target = backend.kind() == DeviceKind::kCUDA ? ir::Target::kCuda : ir::Target::kCpu;
   std::shared_ptr<passes::ZeroPass> zero;
   for (auto& p : ShardingPasses(options, world, &zero)) co.passes.push_back(p);
   ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), co));
@@ -100,6 +101,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   ExecutorOptions eo = exec;
   eo.comm = options.comm;
   ZT_ASSIGN_OR_RETURN(e->executor_, Executor::Create(*e->program_, backend, eo));
+  e->InitSnapshotting();
   if (e->executor_->memory_mode() == ExecMemoryMode::kDynamic &&
       (options.grad_accum > 1 || options.wall_clock_breakdown)) {
     return InvalidArgument("ZT_EXEC_MEMORY=dynamic runs whole steps only: use it with gradient_accumulation_steps 1 "

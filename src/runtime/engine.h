@@ -17,6 +17,7 @@
 #include "config/run_config.h"
 #include "ir/optimizer.h"
 #include "runtime/executor.h"
+#include "runtime/pending_snapshot.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/program.h"
 #include "passes/zero.h"
@@ -126,9 +127,16 @@ class Engine {
   // or at stage 0 the same grouping for this world size, so any stage can restore any other.
   const passes::ZeroLayout& checkpoint_layout() const { return ckpt_layout_; }
   // This rank's training state after the last step: sections "<kind>/<unit>" (kinds master,
-  // exp_avg, exp_avg_sq), this rank's f32 slice [rank * shard, (rank + 1) * shard) of each unit.
-  // Host memory; every rank calls it (no communication).
+  // exp_avg, exp_avg_sq), this rank's f32 slice [rank * shard, (rank + 1) * shard) of each unit,
+  // appended to `s` (which may hold other sections already). Every rank calls it (no
+  // communication). StartSnapshot only queues the copies (the copy stream; on a GPU the next
+  // step's forward and backward overlap them and its optimizer phase waits for them); the
+  // returned PendingSnapshot's Wait() must return before the bytes are used. TakeSnapshot waits.
+  StatusOr<std::unique_ptr<PendingSnapshot>> StartSnapshot(ckpt::RankSnapshot* s);
   Status TakeSnapshot(ckpt::RankSnapshot* s);
+  // Host memory for snapshot buffers (SnapshotPool): pinned on a GPU, so the copies are
+  // asynchronous. Lives as long as the engine.
+  ckpt::HostAllocator* snapshot_allocator() { return snapshot_allocator_.get(); }
   // Sets parameters, masters and AdamW moments from a checkpoint written with `source` (any world
   // size and stage); zeroes accumulators. The engine's step counters come from Restore(state).
   Status RestoreState(const passes::ZeroLayout& source, const ckpt::SectionReader& read);
@@ -141,6 +149,7 @@ class Engine {
  private:
   Engine() = default;
   StatusOr<double> ReadScalar(const ir::Value* v);
+  void InitSnapshotting();  // checkpoint_state.cc
 
   EngineOptions options_;
   std::unique_ptr<Program> program_;
@@ -158,6 +167,9 @@ class Engine {
   int64_t global_step_ = 0;
   int64_t applied_updates_ = 0;
   std::vector<int32_t> tokens_buf_, targets_buf_;
+  // Recorded after each snapshot's copies; the optimizer phase waits for it (SetPhaseFence).
+  std::unique_ptr<Event> snapshot_fence_;
+  std::unique_ptr<ckpt::HostAllocator> snapshot_allocator_;
 };
 
 }  // namespace zt

@@ -97,6 +97,11 @@ StatusOr<std::unique_ptr<Executor>> Executor::Create(Program& program, Backend& 
     }
   }
 #endif
+  if (program.target() == ir::Target::kCuda && backend.kind() != DeviceKind::kCUDA) {
+    return InvalidArgument("the program of " + program.graph().name() + " was planned for CUDA (its workspaces are "
+                           "sized for the CUDA kernels) and cannot run on " + backend.Describe() +
+                           "; compile it for the CPU");
+  }
   ZT_ASSIGN_OR_RETURN(bool profile, settings::GetBool("ZT_PROFILE"));
   if (profile) graphs = false;  // the profiler times nodes one by one
   auto e = std::unique_ptr<Executor>(new Executor(program, backend, mode, options.comm, options.poison));
@@ -145,7 +150,7 @@ void Executor::AddMemoryReuseWaits() {
   for (const auto& [root, lr] : ranges_) {
     if (lr.def < 0 || !root->offset.has_value() || root->nbytes() == 0) continue;
     at[root] = extents.size();
-    extents.push_back({root, static_cast<int>(root->category), *root->offset,
+    extents.push_back({root, static_cast<int>(passes::ArenaCategory(root)), *root->offset,
                        *root->offset + static_cast<int64_t>(root->nbytes()), lr.def, lr.end, {}});
   }
   for (int i = 0; i < n; ++i) {
@@ -193,7 +198,8 @@ Status Executor::Prepare() {
   for (int i = 0; i < n; ++i) index[g.nodes()[i].get()] = i;
   for (int i = 0; i < n; ++i) {
     const ir::Node* node = g.nodes()[i].get();
-    NodeExec s{node, KernelRegistry::Global().Find(node->op->name, backend_.kind()), ir::NodeWorkspace(*node), {}, {}};
+    NodeExec s{node, KernelRegistry::Global().Find(node->op->name, backend_.kind()),
+               ir::NodeWorkspace(*node, program_.target()), {}, {}};
     if (s.kernel == nullptr) {
       return Unimplemented(g.Describe(node) + ": no " + DeviceKindName(backend_.kind()) + " kernel for op '" +
                            node->op->name + "'");
@@ -261,7 +267,7 @@ void* Executor::Address(const ir::Value* v) const {
   if (root->nbytes() == 0) return nullptr;
   if (mode_ == ExecMemoryMode::kArena) {
     ZT_CHECK(root->offset.has_value()) << "%" << root->name << " has no planned offset";
-    const Buffer& a = arenas_[static_cast<int>(root->category)];
+    const Buffer& a = arenas_[static_cast<int>(passes::ArenaCategory(root))];
     return static_cast<char*>(a.data) + *root->offset + t.byte_offset;
   }
   auto it = dynamic_.find(root);
@@ -313,6 +319,26 @@ Status Executor::Read(const ir::Value* v, void* host, size_t bytes) const {
   backend_.CopyDeviceToHost(host, Address(v), bytes, s);
   s.Synchronize();
   return OkStatus();
+}
+
+Status Executor::ReadAsync(const ir::Value* v, size_t offset, void* host, size_t bytes, Stream& stream) const {
+  if (offset > v->nbytes() || bytes > v->nbytes() - offset) {
+    return InvalidArgument("reading bytes [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
+                           ") of %" + v->name + ", which has " + std::to_string(v->nbytes()));
+  }
+  if (v->kind != ir::ValueKind::kParam && v->kind != ir::ValueKind::kState && v->kind != ir::ValueKind::kInput) {
+    return InvalidArgument("%" + v->name + " is not persistent: its bytes are not kept between steps");
+  }
+  if (bytes > 0) backend_.CopyDeviceToHost(host, static_cast<const char*>(Address(v)) + offset, bytes, stream);
+  return OkStatus();
+}
+
+void Executor::SetPhaseFence(ir::Phase phase, Event* fence) {
+  if (fence == nullptr) {
+    phase_fences_.erase(phase);
+  } else {
+    phase_fences_[phase] = fence;
+  }
 }
 
 Status Executor::Run(PhaseMask phases) {
@@ -383,11 +409,18 @@ Status Executor::RunNodes(PhaseMask phases) {
   std::vector<Tensor> ins, outs;
   Status status = OkStatus();
   const bool timed = profiler_ && profiler_->BeginRun();
+  // Streams that already waited for the fence of their current phase in this Run.
+  std::map<std::pair<ir::Phase, int>, bool> fenced;
   for (int i = 0; i < n && status.ok(); ++i) {
     NodeExec& s = steps_[i];
     const ir::Node* node = s.node;
     if (!phases.Has(node->phase)) continue;
     Stream& stream = backend_.stream(static_cast<StreamKind>(node->stream));
+    if (auto f = phase_fences_.find(node->phase); f != phase_fences_.end()) {
+      bool& done = fenced[{node->phase, node->stream}];
+      if (!done) f->second->StreamWaitExternal(stream);
+      done = true;
+    }
     Buffer ws_buf;
     Tensor workspace;
     if (mode_ == ExecMemoryMode::kDynamic) {
@@ -411,8 +444,9 @@ Status Executor::RunNodes(PhaseMask phases) {
       }
     } else if (s.workspace_bytes) {
       const auto& plan = program_.plan();
-      const Buffer& a = arenas_[static_cast<int>(MemCategory::kWorkspace)];
-      char* base = static_cast<char*>(a.data) + (plan.arena_bytes[static_cast<int>(MemCategory::kWorkspace)] - plan.workspace_bytes);
+      // The workspace region ends the transient arena (under activations).
+      const int act = static_cast<int>(MemCategory::kActivations);
+      char* base = static_cast<char*>(arenas_[act].data) + (plan.arena_bytes[act] - plan.workspace_bytes);
       workspace = Tensor(base, DType::kU8, Shape{static_cast<int64_t>(s.workspace_bytes)});
     }
     for (const ir::Node* w : s.waits) events_.at(w)->StreamWait(stream);

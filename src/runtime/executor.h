@@ -78,6 +78,15 @@ class Executor {
   // Host <-> backend copies of a whole value (bytes must equal the value's size).
   Status Write(const ir::Value* v, const void* host, size_t bytes);
   Status Read(const ir::Value* v, void* host, size_t bytes) const;
+  // Queues a copy of bytes [offset, offset + bytes) of a persistent value into host memory on
+  // `stream`, without waiting (asynchronous into Backend::AllocateHost memory on CUDA). The
+  // caller orders the stream after the writes it must see and waits before using the bytes.
+  Status ReadAsync(const ir::Value* v, size_t offset, void* host, size_t bytes, Stream& stream) const;
+
+  // Every later Run makes each stream wait for `fence` (StreamWaitExternal, so CUDA graphs replay
+  // the wait) before its first node of `phase`; null removes it. The engine fences the optimizer
+  // phase behind the asynchronous checkpoint snapshot copies.
+  void SetPhaseFence(ir::Phase phase, Event* fence);
 
   Backend& backend() { return backend_; }
   const Program& program() const { return program_; }
@@ -127,6 +136,7 @@ class Executor {
   std::map<const ir::Node*, std::unique_ptr<Event>> events_;
   std::vector<StreamKind> side_streams_;  // streams other than compute that some node uses
   std::unique_ptr<Event> fork_event_;
+  std::map<ir::Phase, Event*> phase_fences_;
   std::vector<std::unique_ptr<Event>> join_events_;  // one per side stream
   ExecutorStats stats_;
   // CUDA-only state (graphs per PhaseMask, pinned staging of Writes); empty elsewhere.

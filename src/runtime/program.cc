@@ -17,7 +17,8 @@ StatusOr<std::unique_ptr<Program>> Program::Compile(std::unique_ptr<ir::Graph> g
   ZT_RETURN_IF_ERROR(pipeline.Run(*graph));
   auto p = std::unique_ptr<Program>(new Program());
   p->graph_ = std::move(graph);
-  p->plan_ = passes::ComputePlanStats(*p->graph_);
+  p->target_ = options.target;
+  p->plan_ = passes::ComputePlanStats(*p->graph_, options.target);
   for (const auto& n : p->graph_->nodes()) p->flops_[static_cast<int>(n->phase)] += ir::NodeCost(*n).flops;
   return p;
 }

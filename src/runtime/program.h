@@ -22,6 +22,8 @@ struct CompileOptions {
   std::vector<std::string> dump_after;
   // When set, dumps are captured here instead of written.
   std::vector<std::pair<std::string, std::string>>* dump_sink = nullptr;
+  // The device the plan is for (sizes the workspace region); the executor must run it there.
+  ir::Target target = ir::Target::kCpu;
 };
 
 class Program {
@@ -33,6 +35,7 @@ class Program {
   const ir::Graph& graph() const { return *graph_; }
   ir::Graph& mutable_graph() { return *graph_; }
   const passes::PlanStats& plan() const { return plan_; }
+  ir::Target target() const { return target_; }
   // Flops of one run of every node; and by phase (forward, backward, optimizer).
   double flops_per_step() const { return flops_[0] + flops_[1] + flops_[2]; }
   double flops(ir::Phase p) const { return flops_[static_cast<int>(p)]; }
@@ -40,6 +43,7 @@ class Program {
  private:
   std::unique_ptr<ir::Graph> graph_;
   passes::PlanStats plan_;
+  ir::Target target_ = ir::Target::kCpu;
   double flops_[3] = {0, 0, 0};
 };
 

@@ -212,14 +212,17 @@ void CheckPlanInvariants(const ir::Graph& g, const PlanStats& plan, uint64_t see
     }
     roots.push_back(v.get());
     ASSERT_TRUE(ranges.count(v.get())) << "seed " << seed << ": root %" << v->name << " has no live range";
-    int c = static_cast<int>(v->category);
+    int c = static_cast<int>(ArenaCategory(v.get()));
     EXPECT_LE(*v->offset + static_cast<int64_t>(AlignedBytes(v->nbytes())), plan.arena_bytes[c]) << "seed " << seed;
+    if (!v->persistent()) {  // transients sit past the persistent values of their arena
+      EXPECT_GE(*v->offset, plan.persistent_bytes[c]) << "seed " << seed << ": %" << v->name;
+    }
   }
   for (size_t i = 0; i < roots.size(); ++i) {
     for (size_t j = i + 1; j < roots.size(); ++j) {
       const Value* a = roots[i];
       const Value* b = roots[j];
-      if (a->category != b->category || !Overlap(ranges[a], ranges[b])) continue;
+      if (ArenaCategory(a) != ArenaCategory(b) || !Overlap(ranges[a], ranges[b])) continue;
       int64_t a0 = *a->offset, a1 = a0 + static_cast<int64_t>(AlignedBytes(a->nbytes()));
       int64_t b0 = *b->offset, b1 = b0 + static_cast<int64_t>(AlignedBytes(b->nbytes()));
       EXPECT_TRUE(a1 <= b0 || b1 <= a0) << "seed " << seed << ": %" << a->name << " [" << a0 << "," << a1 << ") live ["
@@ -327,7 +330,11 @@ TEST(MemoryPlanner, ChainReusesMemoryExactly) {
   EXPECT_EQ(s.live_peak[act], 768);
   EXPECT_EQ(s.live_peak_total, 768);
   EXPECT_EQ(s.workspace_bytes, 0);
-  EXPECT_NE(s.ToString().find("activations: arena 768 B, live peak 768 B"), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.persistent_bytes[act], 256);
+  EXPECT_EQ(s.transient_bytes, 512);
+  EXPECT_NE(s.ToString().find("activations: arena 768 B (persistent 256 B), live peak 768 B"), std::string::npos)
+      << s.ToString();
+  EXPECT_NE(s.ToString().find("transient arena (under activations): 512 B"), std::string::npos) << s.ToString();
 
   // The planned graph prints its offsets and reads them back.
   std::string text = ir::PrintGraph(*g);

@@ -1,6 +1,7 @@
 // Executor: selective phases (PhaseMask), host copies with size checks, a missing kernel reported
-// at Create naming the node, kernel errors reported naming the node, the memory-mode setting, and
-// persistent values keeping their contents across steps.
+// at Create naming the node, kernel errors reported naming the node, the memory-mode setting,
+// persistent values keeping their contents across steps, phase fences (each stream waits once per
+// Run before its first node of the fenced phase) and ReadAsync's range and persistence checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -231,6 +232,74 @@ TEST(Executor, ReusedBytesWaitForTheLastReaderOnAnotherStream) {
   r.Run();
   EXPECT_EQ(r.Get("b")[0], 6.0f);
   EXPECT_EQ(r.Get("c")[63], 4.0f);
+}
+
+// An event that counts the streams made to wait for it.
+class CountingEvent final : public Event {
+ public:
+  void Record(Stream&) override {}
+  void StreamWait(Stream&) override { ++plain_waits; }
+  void StreamWaitExternal(Stream& s) override { waits.push_back(&s); }
+  void Synchronize() override {}
+  std::vector<Stream*> waits;
+  int plain_waits = 0;
+};
+
+TEST(Executor, PhaseFenceMakesEachStreamWaitOnceBeforeItsFirstNodeOfThePhase) {
+  // Optimizer phase: c = 4x and d = 5x on compute, e = 6x on the communication stream.
+  auto g = PhaseGraph();
+  {
+    ir::Builder b(g.get());
+    b.set_phase(ir::Phase::kOptimizer);
+    ir::Value* x = g->FindValue("x");
+    ir::Value* d = ir::ops::Scale(b, x, 5.0, "d");
+    ir::Value* e = ir::ops::Scale(b, x, 6.0, "e");
+    e->producer->stream = static_cast<int>(StreamKind::kComm);
+    g->outputs().push_back(d);
+    g->outputs().push_back(e);
+  }
+  GraphRunner r(std::move(g));
+  CountingEvent fence;
+  r.executor().SetPhaseFence(ir::Phase::kOptimizer, &fence);
+  r.Set("x", {1, 2, 3, 4, 5});
+  r.Run({true, true, false});
+  EXPECT_TRUE(fence.waits.empty()) << "no optimizer node ran";
+  r.Run();
+  Backend& be = r.executor().backend();
+  ASSERT_EQ(fence.waits.size(), 2u) << "one wait per stream that runs an optimizer node";
+  EXPECT_EQ(fence.waits[0], &be.stream(StreamKind::kCompute));
+  EXPECT_EQ(fence.waits[1], &be.stream(StreamKind::kComm));
+  EXPECT_EQ(fence.plain_waits, 0) << "fences wait as external events (CUDA-graph replays honour them)";
+  r.Run();
+  EXPECT_EQ(fence.waits.size(), 4u) << "every Run waits again";
+  r.executor().SetPhaseFence(ir::Phase::kOptimizer, nullptr);
+  r.Run();
+  EXPECT_EQ(fence.waits.size(), 4u) << "a removed fence is not waited for";
+  EXPECT_EQ(r.Get("e")[4], 30.0f);
+}
+
+TEST(Executor, ReadAsyncCopiesARangeOfAPersistentValue) {
+  auto g = std::make_unique<ir::Graph>("persist");
+  ir::Builder b(g.get());
+  ir::Value* w = b.Param("w", DType::kF32, Shape{6});
+  ir::Value* x = b.Input("x", DType::kF32, Shape{6});
+  g->outputs() = {ir::ops::Mul(b, w, x, "y")};
+  GraphRunner r(std::move(g));
+  r.Set("w", {1, 2, 3, 4, 5, 6});
+  r.Set("x", {1, 1, 1, 1, 1, 1});
+  r.Run();
+  Executor& ex = r.executor();
+  Stream& copy = ex.backend().stream(StreamKind::kCopy);
+  std::vector<float> out(3, 0.0f);
+  ASSERT_TRUE(ex.ReadAsync(r.value("w"), 2 * 4, out.data(), 3 * 4, copy).ok());
+  copy.Synchronize();
+  EXPECT_EQ(out, (std::vector<float>{3, 4, 5}));
+  Status s = ex.ReadAsync(r.value("w"), 4 * 4, out.data(), 3 * 4, copy);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("bytes [16, 28) of %w, which has 24"), std::string::npos) << s.ToString();
+  s = ex.ReadAsync(r.value("y"), 0, out.data(), 4, copy);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not persistent"), std::string::npos) << s.ToString();
 }
 
 TEST(Program, CompileSummarizesPlanAndFlops) {

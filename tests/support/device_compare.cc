@@ -91,6 +91,8 @@ std::vector<std::vector<char>> RunOn(Backend& backend, const std::vector<DeviceI
   GraphAndChecks gc = Build(inputs, build, gradients);
   CompileOptions co;
   co.dead_code_elimination = false;
+  // The device's own workspace rules, as a training run plans them.
+  co.target = backend.kind() == DeviceKind::kCUDA ? ir::Target::kCuda : ir::Target::kCpu;
   auto program = Program::Compile(std::move(gc.graph), co);
   ZT_CHECK(program.ok()) << program.status().ToString();
   ExecutorOptions eo;

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -58,13 +59,37 @@ class CudaStream final : public Stream {
 
 class CudaEvent final : public Event {
  public:
-  CudaEvent() { ZT_CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
-  ~CudaEvent() override { CheckTeardown(cudaEventDestroy(e_), "cudaEventDestroy"); }
+  CudaEvent() {
+    ZT_CUDA_CHECK(cudaGetDevice(&device_));
+    ZT_CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming));
+  }
+  // Synchronize and the destructor may run on another thread (a checkpoint's finisher), whose
+  // current device can differ: they make the event's device current first.
+  ~CudaEvent() override {
+    UseDevice();
+    CheckTeardown(cudaEventDestroy(e_), "cudaEventDestroy");
+  }
   void Record(Stream& s) override { ZT_CUDA_CHECK(cudaEventRecord(e_, CudaStreamOf(s))); }
   void StreamWait(Stream& s) override { ZT_CUDA_CHECK(cudaStreamWaitEvent(CudaStreamOf(s), e_, 0)); }
-  void Synchronize() override { ZT_CUDA_CHECK(cudaEventSynchronize(e_)); }
+  void StreamWaitExternal(Stream& s) override {
+    // cudaEventWaitExternal is only valid while capturing.
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    ZT_CUDA_CHECK(cudaStreamIsCapturing(CudaStreamOf(s), &capturing));
+    unsigned flags = capturing == cudaStreamCaptureStatusActive ? cudaEventWaitExternal : cudaEventWaitDefault;
+    ZT_CUDA_CHECK(cudaStreamWaitEvent(CudaStreamOf(s), e_, flags));
+  }
+  void Synchronize() override {
+    UseDevice();
+    ZT_CUDA_CHECK(cudaEventSynchronize(e_));
+  }
 
  private:
+  void UseDevice() const {
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current != device_) (void)cudaSetDevice(device_);
+  }
+
+  int device_ = 0;
   cudaEvent_t e_ = nullptr;
 };
 
@@ -95,6 +120,8 @@ struct CudaBackend::Impl {
   CudaAllocatorCounters counters;
   std::map<size_t, std::vector<void*>> pinned_free;
   std::unordered_map<void*, size_t> pinned_live;
+  std::unordered_set<void*> unpinned_host;  // AllocateHost's fallbacks
+  bool warned_unpinned = false;
 
   std::mutex handles_mu;
   cublasLtHandle_t cublaslt = nullptr;
@@ -343,6 +370,33 @@ void CudaBackend::FreePinned(void* p) {
   ZT_CHECK(it != im.pinned_live.end()) << "CudaBackend::FreePinned: " << p << " was not allocated by AllocatePinned";
   im.pinned_free[it->second].push_back(p);
   im.pinned_live.erase(it);
+}
+
+void* CudaBackend::AllocateHost(size_t bytes) {
+  auto pinned = AllocatePinned(bytes);
+  if (pinned.ok()) return *pinned;
+  void* p = Backend::AllocateHost(bytes);
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  if (!im.warned_unpinned) {
+    ZT_LOG(WARNING) << pinned.status().message() << "; using pageable memory (device copies into it are synchronous)";
+    im.warned_unpinned = true;
+  }
+  if (p != nullptr) im.unpinned_host.insert(p);
+  return p;
+}
+
+void CudaBackend::FreeHost(void* p) {
+  if (p == nullptr) return;
+  {
+    Impl& im = *impl_;
+    std::lock_guard<std::mutex> l(im.mu);
+    if (im.unpinned_host.erase(p) > 0) {
+      Backend::FreeHost(p);
+      return;
+    }
+  }
+  FreePinned(p);
 }
 
 Stream& CudaBackend::stream(StreamKind k) { return *impl_->streams[static_cast<int>(k)]; }

@@ -55,6 +55,10 @@ class CudaBackend final : public Backend {
   void CopyDeviceToDevice(void* dst, const void* src, size_t n, Stream& s) override;
   void Memset(void* dst, int value, size_t n, Stream& s) override;
   void Synchronize() override;  // the whole device
+  // Staging memory: pinned (AllocatePinned); plain aligned memory, with one warning, when the
+  // pinned kind cannot be had (copies into it are then synchronous).
+  void* AllocateHost(size_t bytes) override;
+  void FreeHost(void* p) override;
 
   int device() const;
   const cudaDeviceProp& properties() const;

@@ -97,6 +97,28 @@ std::vector<Value*> MatmulGrad(GradContext& c) {
   return g;
 }
 
+// CUDA (kernels/cuda/matmul.cu): cuBLASLt's workspace (32 MiB, which allows split-K algorithms)
+// plus, for problems of >= 1 GFLOP, a 16-byte-pitched copy of every operand whose rows are not a
+// multiple of 16 bytes (the kernel carves them first, each rounded to 256 bytes), plus 256 bytes
+// of alignment slack. Must cover what MatmulKernel carves.
+size_t CudaMatmulWorkspaceBytes(const NodeSig& s) {
+  constexpr size_t kCublasLt = size_t{32} << 20, kAlign = 256;
+  size_t total = kCublasLt + kAlign;
+  auto md = Dims(s.inputs, s.attrs);
+  if (!md.ok()) return total;
+  double flops = 2.0 * static_cast<double>(md->batch.numel()) * md->m * md->n * md->k;
+  if (flops < 1e9) return total;
+  const size_t elem = DTypeSize(s.outputs[0].dtype);
+  auto padded = [&](const Shape& shape) -> size_t {
+    const size_t width = static_cast<size_t>(shape[-1]);
+    if (width * elem % 16 == 0) return 0;
+    const size_t height = static_cast<size_t>(shape.numel()) / std::max<size_t>(width, 1);
+    const size_t per16 = 16 / elem, pitch = (width + per16 - 1) / per16 * per16;
+    return (height * pitch * elem + kAlign - 1) / kAlign * kAlign;
+  };
+  return total + padded(s.inputs[0].shape) + padded(s.inputs[1].shape) + padded(s.outputs[0].shape);
+}
+
 }  // namespace
 
 void RegisterMatmulOps(OpRegistry& r) {
@@ -127,8 +149,9 @@ void RegisterMatmulOps(OpRegistry& r) {
     return c;
   };
   d.workspace = [](const NodeSig& s) -> size_t {
+    if (s.target == Target::kCuda) return CudaMatmulWorkspaceBytes(s);
     if (s.inputs[0].dtype == DType::kF32) return 0;
-    // f32 copies of a, b, bias and out, each aligned.
+    // CPU: f32 copies of a, b, bias and out, each aligned.
     size_t total = 0;
     for (auto& t : s.inputs) total += AlignedBytes(static_cast<size_t>(t.shape.numel()) * 4);
     total += AlignedBytes(static_cast<size_t>(s.outputs[0].shape.numel()) * 4);

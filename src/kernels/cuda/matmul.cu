@@ -5,12 +5,13 @@
 // op(b)^T op(a)^T, so cuBLASLt's A is our b and its B is our a, with the same transpose flags.
 // Batches are strided (stride 0 for a shared rank-2 operand); a shared b with batched a and no
 // trans_a is one GEMM over batch*M rows, as on the CPU.
-// Workspace: the op's rule gives 0 bytes for f32 (the CPU needs none) and f32 conversion buffers
-// for bf16/f16. Problems of >= 1 GFLOP whose operand rows are not 16-byte aligned (GPT-2's vocab
+// Workspace: the op's CUDA rule (ir/ops/matmul.cc, CudaMatmulWorkspaceBytes; a program planned for
+// the CPU gives the CPU's rule instead: 0 bytes for f32) covers padded copies and 32 MiB for
+// cuBLASLt. Problems of >= 1 GFLOP whose operand rows are not 16-byte aligned (GPT-2's vocab
 // of 50257 columns, views at odd offsets) first copy those operands to padded, aligned buffers in
 // it (cuBLASLt's unaligned kernels ran ~7x slower on the GPT-2 logits); cuBLASLt then gets
-// min(the rest, 32 MiB). f32 thus runs without a workspace (no split-K algorithms: ~2x slower
-// weight gradients with K = 16384; see the report to the lead). For 16-bit outputs only split-K reductions in
+// min(the rest, 32 MiB). Without a workspace there are no split-K algorithms (~2x slower weight
+// gradients with K = 16384). For 16-bit outputs only split-K reductions in
 // f32 (CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) are allowed, so partial sums are never rounded to
 // 16 bits. Every cuBLASLt split-K scheme is deterministic, and the algorithm is chosen once per
 // problem (shape, dtypes, transposes, batch, strides, alignments, workspace) and cached, so
