@@ -49,6 +49,9 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
   for (const auto& n : g.nodes()) ++nodes[static_cast<int>(n->phase)];
   for (ir::Phase ph : {ir::Phase::kForward, ir::Phase::kBackward, ir::Phase::kOptimizer})
     flops[static_cast<int>(ph)] = program->flops(ph);
+  // As in the run's metrics: the model's real vocabulary, not the head's padding (op costs count it).
+  flops[0] -= mg.built.padding_flops_forward;
+  flops[1] -= mg.built.padding_flops_backward;
   const double k = static_cast<double>(c.gradient_accumulation_steps);
   double step_flops = k * (flops[0] + flops[1]) + flops[2];
   std::snprintf(line, sizeof(line), "graph: %zu nodes (forward %d, backward %d, optimizer %d), %zu values\n",
@@ -58,6 +61,14 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
                 "flops per step: %.4g (forward %.4g and backward %.4g per micro-batch, optimizer %.4g)\n", step_flops,
                 flops[0], flops[1], flops[2]);
   out += line;
+  if (mg.built.padded_vocab != mg.built.vocab) {
+    std::snprintf(line, sizeof(line),
+                  "LM head: vocabulary %lld padded to %lld for the GEMMs (its %.4g flops per micro-batch are "
+                  "not counted above)\n",
+                  static_cast<long long>(mg.built.vocab), static_cast<long long>(mg.built.padded_vocab),
+                  mg.built.padding_flops_forward + mg.built.padding_flops_backward);
+    out += line;
+  }
   const auto& plan = program->plan();
   out += std::string("predicted memory per rank on ") + (r.target == ir::Target::kCuda ? "cuda" : "cpu") +
          " (static plan: persistent values per category and one transient arena; live: the peak if\n"

@@ -132,7 +132,10 @@ StatusOr<TrainResult> RunTraining(const config::RunConfig& c, Backend& backend, 
   mo.append = resumed > 0;
   mo.steps_per_print = c.steps_per_print;
   mo.total_steps = c.run.steps;
-  mo.flops_per_step = engine->flops_per_step();
+  // The op costs count the head's GEMMs over the padded vocabulary; TFLOP/s and MFU count the
+  // model's real vocabulary (as the PyTorch peers do), so the padding's flops are left out.
+  mo.flops_per_step = engine->flops_per_step() - static_cast<double>(c.gradient_accumulation_steps) *
+                                                     (mg.built.padding_flops_forward + mg.built.padding_flops_backward);
   mo.tokens_per_step = engine->tokens_per_step();
   mo.predicted_peak_bytes = engine->program().plan().arena_total;
   mo.progress_bar = o.progress_bar && rank == 0;

@@ -1,4 +1,5 @@
-// GPT-2 forward graph.
+// GPT-2 forward graph. The head's logits cover the vocabulary padded per BuildOptions (PadHead);
+// the loss counts the first V columns only.
 #include "models/gpt2.h"
 
 #include <string>
@@ -26,6 +27,7 @@ Status ValidateGpt2(const Gpt2Config& c, const BuildOptions& o) {
   ZT_RETURN_IF_ERROR(RequirePositive(c.n_head, "GPT-2", "n_head"));
   ZT_RETURN_IF_ERROR(RequirePositive(o.batch, "GPT-2", "batch size"));
   ZT_RETURN_IF_ERROR(RequirePositive(o.seq, "GPT-2", "sequence length"));
+  ZT_RETURN_IF_ERROR(ValidateBuildOptions(o, "GPT-2"));
   if (c.n_embd % c.n_head != 0)
     return InvalidArgument("GPT-2 config: n_embd (" + std::to_string(c.n_embd) + ") must be divisible by n_head (" +
                            std::to_string(c.n_head) + ")");
@@ -90,8 +92,11 @@ StatusOr<BuiltModel> BuildGpt2(ir::Builder& b, const Gpt2Config& c, const BuildO
   {
     ir::Builder::Scope s(b, "head");
     Value* h = LayerNorm(b, x, lnf_w, lnf_b, c.layer_norm_epsilon, "ln_f").y;
-    m.logits = Matmul(b, h, wte, false, true, nullptr, "logits");  // tied: logits = h @ wte^T
-    m.loss = CrossEntropy(b, m.logits, m.targets, -100, "loss");
+    // Tied: logits = h @ wte^T, over the padded vocabulary (wte's zero-padded copy; the embedding
+    // above reads wte itself).
+    Value* head = PadHead(b, wte, o.vocab_multiple, B * T, m);
+    m.logits = Matmul(b, h, head, false, true, nullptr, "logits");
+    m.loss = CrossEntropy(b, m.logits, m.targets, -100, "loss", V);
   }
   return m;
 }

@@ -1,4 +1,5 @@
-// Llama forward graph.
+// Llama forward graph. The head's logits cover the vocabulary padded per BuildOptions (PadHead);
+// the loss counts the first V columns only.
 #include "models/llama.h"
 
 #include <string>
@@ -28,6 +29,7 @@ Status ValidateLlama(const LlamaConfig& c, const BuildOptions& o) {
   ZT_RETURN_IF_ERROR(RequirePositive(c.max_position_embeddings, "Llama", "max_position_embeddings"));
   ZT_RETURN_IF_ERROR(RequirePositive(o.batch, "Llama", "batch size"));
   ZT_RETURN_IF_ERROR(RequirePositive(o.seq, "Llama", "sequence length"));
+  ZT_RETURN_IF_ERROR(ValidateBuildOptions(o, "Llama"));
   if (c.hidden_size % c.num_attention_heads != 0)
     return InvalidArgument("Llama config: hidden_size must be divisible by num_attention_heads");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -85,8 +87,9 @@ StatusOr<BuiltModel> BuildLlama(ir::Builder& b, const LlamaConfig& c, const Buil
   {
     ir::Builder::Scope s(b, "head");
     Value* h = RmsNorm(b, x, norm, c.rms_norm_eps, "norm").y;
-    m.logits = Linear(b, h, head, nullptr, "logits");
-    m.loss = CrossEntropy(b, m.logits, m.targets, -100, "loss");
+    // Over the padded vocabulary: head's zero-padded copy (the embedding reads its parameter).
+    m.logits = Linear(b, h, PadHead(b, head, o.vocab_multiple, B * T, m), nullptr, "logits");
+    m.loss = CrossEntropy(b, m.logits, m.targets, -100, "loss", V);
   }
   return m;
 }

@@ -6,7 +6,10 @@
 // rescales. ignore_index: rows ignored at random (the attribute set to an id that occurs), every
 // row ignored (loss 0, zero gradients), and -100 rows placed explicitly in direct runs. Direct
 // runs also cover misaligned tensors, bit-identical repeats, and out-of-range targets (NaN loss,
-// NaN gradient row, the row recorded in the device flag, never read).
+// NaN gradient row, the row recorded in the device flag, never read). classes < V (a padded
+// vocabulary): GPT-2's 50257 classes in 50304 columns and small odd cases, through autodiff and in
+// direct runs whose padding holds large garbage (1e4), misaligned too; a target in the padding is
+// out of range.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,21 +52,22 @@ struct Case {
   int64_t index_max;  // targets in [0, index_max)
   int64_t ignore_index;
   float lo, hi;
+  int64_t classes = 0;  // the op's attribute (0: every column)
 };
 
 void CompareCe(DType dt, DType target_type, const Case& k, bool gradients) {
   SCOPED_TRACE(std::string(DTypeName(dt)) + " logits " + k.logits.ToString() + " targets " + DTypeName(target_type) +
                " < " + std::to_string(k.index_max) + " ignore " + std::to_string(k.ignore_index) + " range " +
-               std::to_string(k.hi) + (gradients ? " with gradients" : ""));
+               std::to_string(k.hi) + " classes " + std::to_string(k.classes) + (gradients ? " with gradients" : ""));
   CompareOptions o;
   o.gradients = gradients;
   if (gradients) o.tolerance = GradTolerance(dt);
   testing::DeviceInput targets{"targets", k.logits.Slice(0, -1), target_type};
   targets.index_max = k.index_max;
-  int64_t ignore = k.ignore_index;
+  int64_t ignore = k.ignore_index, classes = k.classes;
   CompareWithCpu({{"logits", k.logits, dt, k.lo, k.hi}, targets},
-                 [ignore](ir::Builder& b, const std::vector<ir::Value*>& v) {
-                   ir::Value* loss = ir::ops::CrossEntropy(b, v[0], v[1], ignore, "ce");
+                 [ignore, classes](ir::Builder& b, const std::vector<ir::Value*>& v) {
+                   ir::Value* loss = ir::ops::CrossEntropy(b, v[0], v[1], ignore, "ce", classes);
                    return std::vector<ir::Value*>{loss, loss->producer->outputs[1]};
                  },
                  o);
@@ -102,6 +106,32 @@ TEST(CudaCrossEntropy, IgnoredRows) {
 TEST(CudaCrossEntropy, Gpt2Logits) {
   ZT_SKIP_WITHOUT_CUDA();
   CompareCe(DType::kBF16, DType::kI32, {{16, 1024, 50257}, 50257, -100, -8, 8}, true);
+}
+
+// classes < V: the padded vocabulary of the model builders (GPT-2: 50257 classes in 50304 columns)
+// and small odd paddings. Targets cover [0, classes); the padding's gradient must be written (the
+// GPU's outputs are poisoned) as the CPU's exact zeros.
+TEST(CudaCrossEntropy, PaddedClassesMatchCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const Case cases[] = {
+      {{3, 50304}, 50257, -100, -8, 8, 50257}, {{2, 5, 50304}, 50257, -100, -30, 30, 50257},
+      {{5, 40}, 33, -100, -8, 8, 33},          {{4, 8}, 1, -100, -8, 8, 1},
+      {{6, 13}, 12, 3, -8, 8, 12},             {{7, 1000}, 999, -100, -8, 8, 999},
+      {{2, 128}, 50, -100, -8, 8, 50},
+  };
+  int i = 0;
+  for (DType dt : kFloatTypes) {
+    for (const Case& k : cases) {
+      DType tt = (i++ % 2) ? DType::kI64 : DType::kI32;
+      CompareCe(dt, tt, k, false);
+      CompareCe(dt, tt, k, true);
+    }
+  }
+}
+
+TEST(CudaCrossEntropy, Gpt2PaddedLogits) {
+  ZT_SKIP_WITHOUT_CUDA();
+  CompareCe(DType::kBF16, DType::kI32, {{16, 1024, 50304}, 50257, -100, -8, 8, 50257}, true);
 }
 
 // ---- Direct runs ----
@@ -145,13 +175,15 @@ DirectTensor Out(DType dt, Shape s, size_t offset = 0) {
 }
 
 // Forward and backward on the CPU and the GPU from the same tensors (the backward's lse is the
-// CPU forward's); returns nothing, adds failures.
-void DirectBoth(DType dt, const DirectTensor& logits, const DirectTensor& targets, size_t grad_offset) {
+// CPU forward's); returns nothing, adds failures. Returns the GPU's dlogits bytes.
+std::vector<char> DirectBoth(DType dt, const DirectTensor& logits, const DirectTensor& targets, size_t grad_offset,
+                             int64_t classes = 0) {
   const int64_t rows = targets.shape.numel();
   CpuBackend cpu;
+  const ir::AttrMap attrs = {{"classes", classes}};
   std::vector<DirectTensor> fwd_out = {Out(DType::kF32, {}), Out(DType::kF32, {rows})};
-  auto ref = testing::RunKernelDirect(cpu, "cross_entropy", {}, {logits, targets}, fwd_out);
-  auto got = testing::RunKernelDirect(*Cuda(), "cross_entropy", {}, {logits, targets}, fwd_out);
+  auto ref = testing::RunKernelDirect(cpu, "cross_entropy", attrs, {logits, targets}, fwd_out);
+  auto got = testing::RunKernelDirect(*Cuda(), "cross_entropy", attrs, {logits, targets}, fwd_out);
   testing::ExpectNear("loss", DType::kF32, ref[0], got[0], testing::DefaultTolerance(DType::kF32));
   testing::ExpectNear("lse", DType::kF32, ref[1], got[1], testing::DefaultTolerance(DType::kF32));
   DirectTensor dloss = Out(DType::kF32, {});
@@ -159,9 +191,10 @@ void DirectBoth(DType dt, const DirectTensor& logits, const DirectTensor& target
   DirectTensor lse = Out(DType::kF32, {rows});
   lse.bytes = ref[1];
   std::vector<DirectTensor> bwd_out = {Out(dt, logits.shape, grad_offset)};
-  auto gref = testing::RunKernelDirect(cpu, "cross_entropy_bwd", {}, {dloss, logits, targets, lse}, bwd_out);
-  auto ggot = testing::RunKernelDirect(*Cuda(), "cross_entropy_bwd", {}, {dloss, logits, targets, lse}, bwd_out);
+  auto gref = testing::RunKernelDirect(cpu, "cross_entropy_bwd", attrs, {dloss, logits, targets, lse}, bwd_out);
+  auto ggot = testing::RunKernelDirect(*Cuda(), "cross_entropy_bwd", attrs, {dloss, logits, targets, lse}, bwd_out);
   testing::ExpectNear("dlogits", dt, gref[0], ggot[0], GradTolerance(dt));
+  return ggot[0];
 }
 
 TEST(CudaCrossEntropy, ExplicitIgnoredRowsAndMisalignedTensors) {
@@ -181,6 +214,42 @@ TEST(CudaCrossEntropy, ExplicitIgnoredRowsAndMisalignedTensors) {
     }
     // Every row ignored (-100).
     DirectBoth(dt, Floats(dt, {3, 1000}, 32, 0), Targets(DType::kI32, {-100, -100, -100}), 0);
+  }
+}
+
+// Padded logits whose padding holds large garbage: the GPU must neither read it (an lse near 1e4)
+// nor leave it in dlogits (exact zeros), at every alignment of the rows and of the gradient.
+TEST(CudaCrossEntropy, PaddingWithGarbageIsNeverRead) {
+  ZT_SKIP_WITHOUT_CUDA();
+  struct Pad {
+    int64_t v, classes;
+  };
+  for (DType dt : kFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (Pad p : {Pad{50304, 50257}, Pad{40, 33}, Pad{16, 9}, Pad{1003, 1000}}) {
+      for (size_t off : {size_t{0}, es, 3 * es}) {
+        SCOPED_TRACE(std::string(DTypeName(dt)) + " V " + std::to_string(p.v) + " classes " +
+                     std::to_string(p.classes) + " offset " + std::to_string(off));
+        const int64_t rows = 6;
+        std::vector<float> x = testing::RandomUniform(rows * p.v, 71, -8, 8);
+        const float garbage[] = {1e4f, -1e4f, 5e3f, 0.0f};
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = p.classes; j < p.v; ++j) x[r * p.v + j] = garbage[(r + j) % 4];
+        DirectTensor logits;
+        logits.dtype = dt;
+        logits.shape = Shape{rows, p.v};
+        logits.bytes = testing::ToBytes(dt, x);
+        logits.offset = off;
+        std::vector<int64_t> t = {p.classes - 1, -100, 0, p.classes / 2, -100, 1 % p.classes};
+        for (size_t goff : {off, off + es}) {
+          std::vector<char> d = DirectBoth(dt, logits, Targets(DType::kI32, t), goff, p.classes);
+          std::vector<double> dv = testing::FromBytes(dt, d);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = p.classes; j < p.v; ++j)
+              ASSERT_EQ(dv[r * p.v + j], 0.0) << "padding gradient, row " << r << " col " << j;
+        }
+      }
+    }
   }
 }
 
@@ -242,6 +311,26 @@ TEST(CudaCrossEntropy, OutOfRangeTargetsAreRecordedNotRead) {
   EXPECT_EQ(e.count, 2);
   EXPECT_EQ(e.row, 2);
   EXPECT_EQ(e.target, 100);
+}
+
+// With classes = 90 of V = 100, a target in the padding (95) is out of range like 100.
+TEST(CudaCrossEntropy, TargetInPaddingIsOutOfRange) {
+  ZT_SKIP_WITHOUT_CUDA();
+  cudaStream_t s = CudaStreamOf(Cuda()->stream(StreamKind::kCompute));
+  TakeCrossEntropyTargetErrors(s);
+  const int64_t v = 100, rows = 3;
+  const ir::AttrMap attrs = {{"classes", int64_t{90}}};
+  DirectTensor logits = Floats(DType::kF32, {rows, v}, 52, 0);
+  DirectTensor targets = Targets(DType::kI32, {89, 95, 0});
+  auto fwd = testing::RunKernelDirect(*Cuda(), "cross_entropy", attrs, {logits, targets},
+                                      {Out(DType::kF32, {}), Out(DType::kF32, {rows})});
+  float loss;
+  std::memcpy(&loss, fwd[0].data(), 4);
+  EXPECT_TRUE(std::isnan(loss)) << loss;
+  CrossEntropyTargetErrors e = TakeCrossEntropyTargetErrors(s);
+  EXPECT_EQ(e.count, 1);
+  EXPECT_EQ(e.row, 1);
+  EXPECT_EQ(e.target, 95);
 }
 #endif
 

@@ -2,7 +2,11 @@
 // rows, custom ignore_index, i32/i64 targets, V = 1 and V = 37, zero rows, 1e4-scale logits, bf16/f16
 // storage), dlogits against the analytic double formula, the all-ignored case (loss 0, zero
 // gradients), finite-difference gradcheck of logits, the lse gradient being ignored, shape-rule
-// rejections, costs, and CHECK-failure on an out-of-range target.
+// rejections, costs, and CHECK-failure on an out-of-range target. The `classes` attribute (a
+// padded vocabulary): padded logits holding large garbage give exactly the loss, lse and dlogits of
+// the unpadded logits, with exact zeros in the padding's dlogits (through autodiff, so the backward
+// rule must pass the attribute on); gradcheck with padding; attribute range, cost, text round trip,
+// and targets in the padding CHECK-failing.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -11,6 +15,7 @@
 
 #include "ir/autodiff.h"
 #include "ir/ops/cross_entropy.h"
+#include "ir/text.h"
 #include "ir/ops/elementwise.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "support/gradcheck.h"
@@ -314,9 +319,9 @@ TEST(CrossEntropy, IndependentOfThreadCount) {
     Tensor tx(xv.data(), DType::kF32, Shape{rows, v});
     Tensor tt(ti.data(), DType::kI64, Shape{rows});
     Tensor tlse(lse.data(), DType::kF32, Shape{rows});
-    cross_entropy_fwd(tx, tt, kIgnore, Tensor(&loss, DType::kF32, Shape{}), tlse,
+    cross_entropy_fwd(tx, tt, kIgnore, 0, Tensor(&loss, DType::kF32, Shape{}), tlse,
                       Tensor(ws.data(), DType::kU8, Shape{static_cast<int64_t>(ws.size() * 8)}));
-    cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore,
+    cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore, 0,
                       Tensor(dx.data(), DType::kF32, Shape{rows, v}));
     losses.push_back(loss);
     lses.push_back(lse);
@@ -335,6 +340,176 @@ TEST(CrossEntropy, IndependentOfThreadCount) {
     ASSERT_NEAR(dxs.back()[i], ref.dlogits[i], 1e-4 * (1e-3 + std::fabs(ref.dlogits[i]))) << i;
 }
 
+// ---- classes < V: a padded vocabulary ----
+
+struct PadResult {
+  float loss;
+  std::vector<float> lse, dlogits;
+  int64_t bwd_classes = -1;  // the `classes` attribute of the emitted cross_entropy_bwd node
+};
+
+// cross_entropy (classes) of logits [rows, v] and its gradient through autodiff, for dloss 1.75.
+PadResult RunPadded(DType dtype, int64_t rows, int64_t v, int64_t classes, const std::vector<float>& x,
+                    const std::vector<int64_t>& t) {
+  auto g = std::make_unique<ir::Graph>("ce_pad");
+  ir::Builder b(g.get());
+  auto* logits = b.Param("logits", dtype, Shape{rows, v});
+  auto* targets = b.Input("targets", DType::kI32, Shape{rows});
+  auto* loss = ir::ops::CrossEntropy(b, logits, targets, kIgnore, "loss", classes);
+  auto* seed_in = b.Input("dloss", DType::kF32, Shape{});
+  g->outputs() = {loss, loss->producer->outputs[1]};
+  ir::AutodiffOptions ao;
+  ao.seed = seed_in;
+  ZT_CHECK_OK(ir::AppendBackward(*g, loss, {logits}, ao));
+  GraphRunner r(std::move(g));
+  r.Set("logits", x);
+  r.SetInts("targets", t);
+  r.Set("dloss", {1.75f});
+  r.Run();
+  PadResult out;
+  out.loss = r.Get("loss")[0];
+  out.lse = r.Get("loss.lse");
+  const ir::Value* grad = r.graph().GradOf(r.value("logits"));
+  out.dlogits = r.Get(grad);
+  if (grad->producer != nullptr && grad->producer->op->name == "cross_entropy_bwd")
+    out.bwd_classes = grad->producer->attrs.GetInt("classes");
+  return out;
+}
+
+// Padded logits [rows, vp] whose first v columns are an unpadded [rows, v] and whose padding holds
+// large finite garbage (1e4 and friends: an implementation that reads it gets an lse near 1e4 and
+// inf gradients) give the unpadded results exactly, and exact zeros in the padding's gradient.
+TEST(CrossEntropyClasses, PaddingColumnsAreIgnored) {
+  struct Shape3 {
+    int64_t rows, v, vp;
+  };
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (Shape3 k : {Shape3{5, 37, 64}, Shape3{3, 50, 128}, Shape3{4, 1, 8}, Shape3{6, 300, 301}, Shape3{2, 7, 7}}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " rows " + std::to_string(k.rows) + " V " + std::to_string(k.v) +
+                   " padded to " + std::to_string(k.vp));
+      auto xv = testing::RoundTo(dtype, RandomUniform(k.rows * k.v, 91 + k.v, -3, 3));
+      std::vector<float> xp(k.rows * k.vp);
+      const float garbage[] = {1e4f, -1e4f, 5e3f, 0.0f, 2.5e3f};
+      for (int64_t r = 0; r < k.rows; ++r)
+        for (int64_t j = 0; j < k.vp; ++j)
+          xp[r * k.vp + j] = j < k.v ? xv[r * k.v + j] : garbage[(r + j) % 5];
+      auto tv = RandomInts(k.rows, 92, 0, k.v);
+      tv[1] = kIgnore;
+      tv[0] = k.v - 1;  // the last valid class, next to the padding
+      PadResult ref = RunPadded(dtype, k.rows, k.v, 0, xv, tv);
+      PadResult got = RunPadded(dtype, k.rows, k.vp, k.v, xp, tv);
+      EXPECT_EQ(got.bwd_classes, k.v) << "the backward rule must pass `classes` on";
+      EXPECT_TRUE(std::isfinite(got.loss));
+      EXPECT_EQ(got.loss, ref.loss);
+      EXPECT_EQ(got.lse, ref.lse);
+      ASSERT_EQ(got.dlogits.size(), xp.size());
+      for (int64_t r = 0; r < k.rows; ++r) {
+        for (int64_t j = 0; j < k.vp; ++j) {
+          const float d = got.dlogits[r * k.vp + j];
+          if (j < k.v) {
+            ASSERT_EQ(d, ref.dlogits[r * k.v + j]) << "row " << r << " col " << j;
+          } else {
+            ASSERT_EQ(d, 0.0f) << "padding: row " << r << " col " << j;
+          }
+        }
+      }
+      // The unpadded results are right in the first place (a loose check against the reference).
+      Reference dref = Ref(xv, tv, k.v, kIgnore, 1.75);
+      EXPECT_NEAR(got.loss, dref.loss, 1e-5 * (1 + std::fabs(dref.loss)));
+    }
+  }
+}
+
+// classes = V is the same node as classes = 0 (every column a class).
+TEST(CrossEntropyClasses, EqualToVIsEverything) {
+  auto xv = RandomUniform(4 * 9, 93, -3, 3);
+  auto tv = RandomInts(4, 94, 0, 9);
+  PadResult all = RunPadded(DType::kF32, 4, 9, 0, xv, tv);
+  PadResult nine = RunPadded(DType::kF32, 4, 9, 9, xv, tv);
+  EXPECT_EQ(all.loss, nine.loss);
+  EXPECT_EQ(all.lse, nine.lse);
+  EXPECT_EQ(all.dlogits, nine.dlogits);
+}
+
+// Finite differences over every element, padding included (whose true gradient is 0).
+TEST(CrossEntropyClasses, GradCheck) {
+  std::vector<testing::GradInput> in = {{"logits", Shape{3, 10}}};
+  in[0].lo = -2.0f;
+  in[0].hi = 2.0f;
+  testing::GradInput t{"targets", Shape{3}, DType::kI64, false};
+  t.values = {6, 0, 3};
+  in.push_back(t);
+  GradCheck(in, [](ir::Builder& b, const std::vector<ir::Value*>& v) {
+    return std::vector<ir::Value*>{ir::ops::CrossEntropy(b, v[0], v[1], kIgnore, "", 7)};
+  });
+}
+
+TEST(CrossEntropyClasses, AttributeRangeIsVerified) {
+  ir::Graph g("bad_classes");
+  ir::Builder b(&g);
+  auto* x = b.Input("x", DType::kF32, Shape{2, 3, 5});
+  auto* t = b.Input("t", DType::kI64, Shape{2, 3});
+  for (int64_t bad : {int64_t{-1}, int64_t{6}, int64_t{1000}}) {
+    auto r = b.TryEmit("cross_entropy", {x, t}, {{"classes", bad}});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("attribute 'classes' = " + std::to_string(bad) + " must be in [0, 5]"),
+              std::string::npos)
+        << r.status().message();
+  }
+  auto ok = b.TryEmit("cross_entropy", {x, t}, {{"classes", int64_t{5}}});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(b.TryEmit("cross_entropy", {x, t}, {{"classes", int64_t{1}}}).ok());
+  auto* dl = b.Input("dl", DType::kF32, Shape{});
+  ir::Value* lse = (*ok)[1];
+  auto bad = b.TryEmit("cross_entropy_bwd", {dl, x, t, lse}, {{"classes", int64_t{6}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("attribute 'classes' = 6"), std::string::npos) << bad.status().message();
+  EXPECT_TRUE(b.TryEmit("cross_entropy_bwd", {dl, x, t, lse}, {{"classes", int64_t{4}}}).ok());
+}
+
+// Flops count the valid logits only; the forward never reads the padding.
+TEST(CrossEntropyClasses, Cost) {
+  ir::Graph g("cost");
+  ir::Builder b(&g);
+  auto* x = b.Input("x", DType::kBF16, Shape{2, 3, 16});
+  auto* t = b.Input("t", DType::kI32, Shape{2, 3});
+  auto* loss = ir::ops::CrossEntropy(b, x, t, kIgnore, "loss", 10);
+  ir::Cost c = ir::NodeCost(*loss->producer);
+  EXPECT_DOUBLE_EQ(c.flops, 4 * 60.0);
+  EXPECT_DOUBLE_EQ(c.bytes_read, 60 * 2.0 + 6 * 4.0);
+  EXPECT_DOUBLE_EQ(c.bytes_written, 4.0 + 6 * 4.0);
+  auto* dl = b.Input("dl", DType::kF32, Shape{});
+  auto* dx = ir::ops::CrossEntropyBwd(b, dl, x, t, loss->producer->outputs[1], kIgnore, "dx", 10);
+  ir::Cost cb = ir::NodeCost(*dx->producer);
+  EXPECT_DOUBLE_EQ(cb.flops, 4 * 60.0);
+  EXPECT_DOUBLE_EQ(cb.bytes_written, 96 * 2.0);  // the whole dlogits, zeros included
+}
+
+// The text form carries the attribute: print -> parse -> print is stable and keeps classes.
+TEST(CrossEntropyClasses, TextRoundTrip) {
+  auto g = std::make_unique<ir::Graph>("ce_text");
+  ir::Builder b(g.get());
+  auto* x = b.Param("x", DType::kF32, Shape{4, 16});
+  auto* t = b.Input("t", DType::kI32, Shape{4});
+  auto* loss = ir::ops::CrossEntropy(b, x, t, kIgnore, "loss", 11);
+  ASSERT_TRUE(ir::AppendBackward(*g, loss, {x}).ok());
+  std::string text = ir::PrintGraph(*g);
+  EXPECT_NE(text.find("cross_entropy(%x, %t) {classes=11, ignore_index=-100}"), std::string::npos) << text;
+  EXPECT_NE(text.find("{classes=11, ignore_index=-100}", text.find("cross_entropy_bwd(")), std::string::npos)
+      << text;
+  auto parsed = ir::ParseGraph(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(ir::PrintGraph(**parsed), text);
+  int found = 0;
+  for (const auto& n : (*parsed)->nodes()) {
+    if (n->op->name == "cross_entropy" || n->op->name == "cross_entropy_bwd") {
+      EXPECT_EQ(n->attrs.GetInt("classes"), 11) << n->op->name;
+      ++found;
+    }
+  }
+  EXPECT_EQ(found, 2);
+}
+
 class CrossEntropyDeathTest : public ::testing::Test {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
@@ -350,16 +525,25 @@ TEST_F(CrossEntropyDeathTest, TargetOutOfRange) {
   Tensor tl(&loss, DType::kF32, Shape{});
   Tensor tlse(lse.data(), DType::kF32, Shape{3});
   Tensor tws(ws.data(), DType::kU8, Shape{256});
-  EXPECT_DEATH(cross_entropy_fwd(tx, tt, kIgnore, tl, tlse, tws),
+  EXPECT_DEATH(cross_entropy_fwd(tx, tt, kIgnore, 0, tl, tlse, tws),
                "target 4 at row 1 is outside \\[0, V = 4\\) and is not ignore_index \\(-100\\)");
-  EXPECT_DEATH(cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore,
+  EXPECT_DEATH(cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore, 0,
                                  Tensor(dx.data(), DType::kF32, Shape{3, 4})),
                "target 4 at row 1 is outside");
   t[1] = -1;  // negative and not the ignore_index
-  EXPECT_DEATH(cross_entropy_fwd(tx, tt, kIgnore, tl, tlse, tws), "target -1 at row 1 is outside");
+  EXPECT_DEATH(cross_entropy_fwd(tx, tt, kIgnore, 0, tl, tlse, tws), "target -1 at row 1 is outside");
   t[1] = 3;
-  cross_entropy_fwd(tx, tt, kIgnore, tl, tlse, tws);
+  cross_entropy_fwd(tx, tt, kIgnore, 0, tl, tlse, tws);
   EXPECT_NEAR(loss, std::log(4.0), 1e-6);
+  // With classes = 3, column 3 is padding: a target there is out of range in both directions.
+  EXPECT_DEATH(cross_entropy_fwd(tx, tt, kIgnore, 3, tl, tlse, tws),
+               "target 3 at row 1 is outside \\[0, classes = 3\\) \\(the logits have V = 4 columns\\)");
+  EXPECT_DEATH(cross_entropy_bwd(Tensor(&dloss, DType::kF32, Shape{}), tx, tt, tlse, kIgnore, 3,
+                                 Tensor(dx.data(), DType::kF32, Shape{3, 4})),
+               "target 3 at row 1 is outside \\[0, classes = 3\\)");
+  t[1] = 2;
+  cross_entropy_fwd(tx, tt, kIgnore, 3, tl, tlse, tws);
+  EXPECT_NEAR(loss, std::log(3.0), 1e-6);
 }
 
 TEST_F(CrossEntropyDeathTest, GraphTargetOutOfRange) {

@@ -10,7 +10,10 @@
 //     (the op has no workspace), an exact integer.
 // Rows are read with 16-byte vectors between a scalar head and tail (V need not be a multiple of
 // 8: rows of bf16 logits [*, 50257] start at every alignment). exp is the accurate expf.
-// Targets outside [0, V) that are not ignore_index are never dereferenced: see cross_entropy.cuh.
+// classes (n <= V): only the first n columns of a row (row stride V) are classes. The forward and
+// the backward's softmax read [0, n) only (the head/vector/tail split is over those n), and the
+// backward writes exact zeros to [n, V) with scalar stores (the padding is short).
+// Targets outside [0, n) that are not ignore_index are never dereferenced: see cross_entropy.cuh.
 // Invariant: deterministic (fixed reduction orders, no float atomics).
 #include "kernels/cuda/cross_entropy.cuh"
 
@@ -116,13 +119,13 @@ __device__ __forceinline__ void Combine(float& m1, double& s1, float m2, double 
 template <typename T, typename I, int kW>
 __global__ void __launch_bounds__(kMaxThreads)
     cross_entropy_fwd_kernel(const T* __restrict__ logits, const I* __restrict__ targets, int64_t rows, int64_t v,
-                             int64_t ignore_index, float* __restrict__ lse, double* __restrict__ nll) {
+                             int64_t n, int64_t ignore_index, float* __restrict__ lse, double* __restrict__ nll) {
   __shared__ float sm[32];
   __shared__ double ss[32];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* row = logits + r * v;
-    const RowSplit<T, kW> sp(row, v);
+    const RowSplit<T, kW> sp(row, n);  // the n classes; columns [n, v) are padding, never read
     float m = -INFINITY, s = 0.0f;
     for (int64_t j = tid; j < sp.head; j += blockDim.x) {
       float x[1] = {ToF32(row[j])};
@@ -135,7 +138,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       LoadF32<T, kW>(body + q * kW, x);
       OnlineAdd(x, m, s);
     }
-    for (int64_t j = sp.tail_begin + tid; j < v; j += blockDim.x) {
+    for (int64_t j = sp.tail_begin + tid; j < n; j += blockDim.x) {
       float x[1] = {ToF32(row[j])};
       OnlineAdd(x, m, s);
     }
@@ -161,7 +164,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       const int64_t t = targets[r];
       double term = 0.0;
       if (t != ignore_index) {
-        if (t >= 0 && t < v) {
+        if (t >= 0 && t < n) {
           // lse - x[t] = log(s) + (m - x[t]): no cancellation between two large numbers.
           term = log_s + (static_cast<double>(m) - static_cast<double>(ToF32(row[t])));
         } else {
@@ -209,11 +212,12 @@ __global__ void __launch_bounds__(kLossThreads)
 }
 
 // dlogits for rows of the grid-stride loop. vec: logits and dlogits share their alignment.
+// Columns [n, v) get exact zeros (bad rows: NaN across the whole row).
 template <typename T, typename I, int kW>
 __global__ void __launch_bounds__(kMaxThreads)
     cross_entropy_bwd_kernel(const float* __restrict__ dloss, const T* __restrict__ logits,
                              const I* __restrict__ targets, const float* __restrict__ lse, int64_t rows, int64_t v,
-                             int64_t ignore_index, T* __restrict__ dlogits) {
+                             int64_t n, int64_t ignore_index, T* __restrict__ dlogits) {
   __shared__ long long scount[32];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   // Every block counts the non-ignored targets (an exact integer: the same in every block).
@@ -232,8 +236,8 @@ __global__ void __launch_bounds__(kMaxThreads)
     const T* row = logits + r * v;
     T* out = dlogits + r * v;
     const int64_t t = targets[r];
-    const RowSplit<T, kW> sp(row, v);
-    if (t == ignore_index || t < 0 || t >= v) {
+    if (t == ignore_index || t < 0 || t >= n) {
+      const RowSplit<T, kW> sp(row, v);  // the whole row, padding included
       const bool bad = t != ignore_index;
       if (bad && tid == 0) RecordBadTarget(r, t);
       const T fill = FromF32<T>(bad ? NaNf() : 0.0f);
@@ -252,6 +256,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int64_t j = sp.tail_begin + tid; j < v; j += blockDim.x) out[j] = fill;
       continue;
     }
+    const RowSplit<T, kW> sp(row, n);  // the softmax part; [n, v) is zero-filled below
     const float lr = lse[r];
     for (int64_t j = tid; j < sp.head; j += blockDim.x) {
       const float p = expf(ToF32(row[j]) - lr);
@@ -275,10 +280,11 @@ __global__ void __launch_bounds__(kMaxThreads)
         dev::StoreVec(out + j0, o);
       }
     }
-    for (int64_t j = sp.tail_begin + tid; j < v; j += blockDim.x) {
+    for (int64_t j = sp.tail_begin + tid; j < n; j += blockDim.x) {
       const float p = expf(ToF32(row[j]) - lr);
       out[j] = FromF32<T>((p - (j == t ? 1.0f : 0.0f)) * scale);
     }
+    for (int64_t j = n + tid; j < v; j += blockDim.x) out[j] = FromF32<T>(0.0f);  // padding columns
   }
 }
 
@@ -319,6 +325,7 @@ Status CrossEntropyKernel(const KernelContext& c) {
   ZT_CHECK(lse.dtype == DType::kF32 && lse.numel() == rows);
   ZT_CHECK(loss.dtype == DType::kF32 && loss.numel() == 1);
   ZT_CHECK_GE(c.workspace.nbytes(), ir::CrossEntropyWorkspaceBytes(rows));
+  const int64_t n = ir::CrossEntropyClasses(c.attrs, v);  // valid columns; [n, v) is padding
   const int64_t ignore_index = c.attrs.GetInt("ignore_index");
   auto* nll = static_cast<double*>(c.workspace.data);  // (rows): each row's loss term, 0 if ignored
   cudaStream_t s = CudaStreamOf(c.stream);
@@ -329,10 +336,10 @@ Status CrossEntropyKernel(const KernelContext& c) {
       dev::DispatchFloat(logits.dtype, [&](auto tag) {
         using T = decltype(tag);
         constexpr int kN = Vec<T>::kN;
-        const int threads = ThreadsFor(v, kN);
+        const int threads = ThreadsFor(n, kN);
         const unsigned blocks = static_cast<unsigned>(rows < (1 << 30) ? rows : (1 << 30));
         cross_entropy_fwd_kernel<T, I, kN><<<blocks, threads, 0, s>>>(static_cast<const T*>(logits.data), pt, rows, v,
-                                                                      ignore_index, lse.as<float>(), nll);
+                                                                      n, ignore_index, lse.as<float>(), nll);
         ZT_CUDA_CHECK(cudaGetLastError());
       });
     }
@@ -355,6 +362,7 @@ Status CrossEntropyBwdKernel(const KernelContext& c) {
   ZT_CHECK(lse.dtype == DType::kF32 && lse.numel() == rows);
   ZT_CHECK(dloss.dtype == DType::kF32 && dloss.numel() == 1);
   if (rows == 0 || v == 0) return OkStatus();
+  const int64_t n = ir::CrossEntropyClasses(c.attrs, v);  // valid columns; [n, v) is padding
   const int64_t ignore_index = c.attrs.GetInt("ignore_index");
   cudaStream_t s = CudaStreamOf(c.stream);
   const int64_t max_blocks = 8 * static_cast<int64_t>(MultiprocessorCount());
@@ -371,10 +379,10 @@ Status CrossEntropyBwdKernel(const KernelContext& c) {
       const bool vec = ((reinterpret_cast<uintptr_t>(x) ^ reinterpret_cast<uintptr_t>(dx)) & 15) == 0;
       if (vec) {
         cross_entropy_bwd_kernel<T, I, kN><<<blocks, ThreadsFor(v, kN), 0, s>>>(dloss.as<float>(), x, pt, lse.as<float>(),
-                                                                              rows, v, ignore_index, dx);
+                                                                              rows, v, n, ignore_index, dx);
       } else {
         cross_entropy_bwd_kernel<T, I, 1><<<blocks, ThreadsFor(v, 1), 0, s>>>(dloss.as<float>(), x, pt, lse.as<float>(),
-                                                                             rows, v, ignore_index, dx);
+                                                                             rows, v, n, ignore_index, dx);
       }
       ZT_CUDA_CHECK(cudaGetLastError());
     });

@@ -1,7 +1,8 @@
-// Out-of-range targets seen by the CUDA cross-entropy kernels. On the CPU a target outside [0, V)
-// that is not ignore_index CHECK-fails; a GPU kernel cannot stop the process, so the kernels never
-// read through such a target, make that row's loss term NaN (so the loss is NaN) and its gradient
-// row NaN, and record the row in a device-side flag that this function reads.
+// Out-of-range targets seen by the CUDA cross-entropy kernels. On the CPU a target outside
+// [0, classes) (classes: the op's attribute, V when 0) that is not ignore_index CHECK-fails; a GPU
+// kernel cannot stop the process, so the kernels never read through such a target, make that
+// row's loss term NaN (so the loss is NaN) and its whole gradient row NaN (padding columns
+// included), and record the row in a device-side flag that this function reads.
 // NOTE: the executor does not call this yet; until it does, a bad target shows only as a NaN loss.
 // Host-only declarations: safe to include from .cc files.
 #pragma once
