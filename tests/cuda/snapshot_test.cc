@@ -28,11 +28,11 @@ namespace {
 
 constexpr int64_t kSeq = 8, kVocab = 37, kMicro = 2;
 
-struct Run {
+struct SnapRun {
   std::unique_ptr<CudaBackend> backend;
   std::unique_ptr<Engine> engine;
 
-  Run(DType dtype, bool graphs) {
+  SnapRun(DType dtype, bool graphs) {
     auto b = CudaBackend::Create(0);
     ZT_CHECK(b.ok()) << b.status().ToString();
     backend = std::move(*b);
@@ -76,7 +76,7 @@ TEST(AsyncSnapshot, HoldsTheStateOfItsStepWhileTheNextStepRuns) {
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     for (bool graphs : {true, false}) {
       SCOPED_TRACE(std::string(DTypeName(dtype)) + (graphs ? " graphs" : " eager"));
-      Run sync_run(dtype, graphs), async_run(dtype, graphs);
+      SnapRun sync_run(dtype, graphs), async_run(dtype, graphs);
       for (int64_t s = 0; s < 3; ++s) ASSERT_EQ(sync_run.Step(s), async_run.Step(s));
       ckpt::SnapshotPool pool(2, async_run.engine->snapshot_allocator());
       auto want = pool.Acquire();
