@@ -2,10 +2,11 @@
 // GPU, the GPU's memory poisoned first): a plain step, a skipped step (grad_sumsq = +Inf), a
 // clipped step with a gradient multiplier (fp16 loss scale 2), a skipped step (NaN), and a plain
 // step with a new learning rate. Parameters f32/bf16/f16, gradients f32/bf16, with and without
-// f32 master weights; sizes 1, 7, 10007 and GPT-2's token embedding (50257 x 768). The kernel
-// repeats the CPU's rounded operations in order: every state agrees within 1e-6 relative (16-bit
-// parameters within one ulp) and, checked too, bit for bit; a skipped step must leave every state
-// bit-identical on the device. Misaligned tensors (ZeRO views into flat buffers) run directly.
+// f32 master weights; sizes 1, 7, 10007, around the 8-element vector steps (8, 9, 15, 16, 17, 23),
+// GPT-2's parameter sizes and its token embedding (50257 x 768). The kernel repeats the CPU's
+// rounded operations in order: every state agrees within 1e-6 relative (16-bit parameters within
+// one ulp) and, checked too, bit for bit; a skipped step must leave every state bit-identical on
+// the device. Misaligned tensors (ZeRO views into flat buffers) run directly.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -159,6 +160,20 @@ TEST(CudaAdamW, FiveStepsMatchCpu) {
       c.n = n;
       RunSteps(c);
     }
+  }
+}
+
+// Around the 8-element vector steps (tails of 0..7 elements) and GPT-2 124M's parameter sizes
+// (biases and norms 768, 2304, 3072; position embedding 1024 x 768; attention and MLP matrices).
+TEST(CudaAdamW, VectorTailsAndGpt2Sizes) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (int64_t n : {8, 9, 15, 16, 17, 23, 768, 2304, 3072}) {
+    RunSteps({DType::kBF16, DType::kBF16, true, n});
+    RunSteps({DType::kF32, DType::kF32, false, n});
+    RunSteps({DType::kF16, DType::kBF16, false, n});
+  }
+  for (int64_t n : {int64_t{1024} * 768, int64_t{768} * 2304, int64_t{768} * 3072}) {
+    RunSteps({DType::kBF16, DType::kBF16, true, n});
   }
 }
 

@@ -2,9 +2,10 @@
 // reference. add, mul, scale and broadcast_to compute in f32 and round once, exactly like the CPU,
 // so they must agree bit for bit (tolerance 0); reduce_sum_to sums in double on both sides in a
 // different order, so it may differ by one ulp of the storage type. Shapes: odd sizes (1, 7, 33,
-// 1000), suffix broadcasts of every rank, a rank-0 operand, GPT-2 sizes (16384 x 768 rows); the
-// misaligned (scalar) paths are reached by running the kernels directly on tensors placed 2..12
-// bytes past a 16-byte boundary; gradients of broadcast add/mul through autodiff.
+// 1000), suffix broadcasts of every rank, a rank-0 operand, GPT-2 sizes (16384 x 768 rows; the
+// bias gradients 16384 x 768, 2304, 3072); the misaligned (scalar) paths are reached by running
+// the kernels directly on tensors placed 2..12 bytes past a 16-byte boundary, and reduce_sum_to's
+// scalar path must give the vector path's bits; gradients of broadcast add/mul through autodiff.
 #include <gtest/gtest.h>
 
 #include "direct_kernel.h"
@@ -116,6 +117,38 @@ TEST(CudaElementwise, ReduceSumToWithinOneUlp) {
   }
 }
 
+// The two-pass column reduction on every path: the profiled GPT-2 bias gradients (16384 rows of
+// 768, 2304, 3072: 16-byte vectors, many chunks, partials in the workspace), a wide suffix with few
+// rows (one chunk: pass 1 writes the output), and odd shapes: rows 1, 7, 33, 1000 against m 1 (the
+// single-sum kernel), 3, 7 (scalar), 8 (one vector), 769 (scalar), 3072 (vectors); many rows of
+// few columns (the most chunks).
+TEST(CudaElementwise, ReduceSumToShapes) {
+  ZT_SKIP_WITHOUT_CUDA();
+  std::vector<std::pair<Shape, Shape>> cases = {
+      {{16384, 768}, {768}},       {{16384, 2304}, {2304}}, {{16384, 3072}, {3072}},
+      {{16, 1024, 768}, {1024, 768}}, {{100000, 3}, {3}},   {{4096, 8}, {8}},
+  };
+  for (int64_t rows : {1, 7, 33, 1000}) {
+    for (int64_t m : {1, 3, 7, 8, 769, 3072}) cases.push_back({Shape{rows, m}, Shape{m}});
+  }
+  for (DType dt : kFloatTypes) {
+    for (const auto& [from, to] : cases) {
+      if (dt != DType::kBF16 && from.numel() > (int64_t{1} << 25)) continue;  // the big ones in bf16 only
+      int64_t m = to.numel();
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " " + from.ToString() + " -> " + to.ToString() + " (" +
+                   std::to_string(ir::ReduceSumToChunks(from.numel() / m, m)) + " chunks)");
+      Shape target = to;
+      CompareOptions o;
+      o.tolerance = OneUlp(dt);
+      CompareWithCpu({{"x", from, dt}},
+                     [target](ir::Builder& b, const std::vector<ir::Value*>& v) {
+                       return std::vector<ir::Value*>{ir::ops::ReduceSumTo(b, v[0], target, "red")};
+                     },
+                     o);
+    }
+  }
+}
+
 // Sums whose terms cancel: the result is far smaller than the terms, so a sum in f32 (or in a
 // different f32 order) would be visibly off; double accumulation on both sides agrees.
 TEST(CudaElementwise, ReduceSumToCancellingTerms) {
@@ -196,6 +229,31 @@ TEST(CudaElementwise, MisalignedTensors) {
         Direct("broadcast_to", {{"shape", xs.dims()}}, {Input(dt, ys, 8, off)}, {Output(dt, xs, 0)});
         Direct("reduce_sum_to", {{"shape", ys.dims()}}, {Input(dt, xs, 9, off)}, {Output(dt, ys, off)}, OneUlp(dt));
       }
+    }
+  }
+}
+
+// The summation order depends on (rows, m) only: the vector path (aligned x) and the scalar path
+// (x misaligned) give the same bits, and so do two runs; with enough rows for several chunks.
+TEST(CudaElementwise, ReduceSumToVectorAndScalarPathsAgreeBitwise) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (auto [rows, m] : {std::pair<int64_t, int64_t>{16384, 768}, {1000, 3072}, {333, 64}, {77, 8}}) {
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(m) + " (" +
+                   std::to_string(ir::ReduceSumToChunks(rows, m)) + " chunks)");
+      ASSERT_GT(ir::ReduceSumToChunks(rows, m), 1);
+      ir::AttrMap attrs{{"shape", std::vector<int64_t>{m}}};
+      auto aligned = testing::RunKernelDirect(*Cuda(), "reduce_sum_to", attrs, {Input(dt, {rows, m}, 21, 0)},
+                                              {Output(dt, {m}, 0)});
+      auto again = testing::RunKernelDirect(*Cuda(), "reduce_sum_to", attrs, {Input(dt, {rows, m}, 21, 0)},
+                                            {Output(dt, {m}, 0)});
+      auto scalar = testing::RunKernelDirect(*Cuda(), "reduce_sum_to", attrs, {Input(dt, {rows, m}, 21, es)},
+                                             {Output(dt, {m}, es)});
+      testing::ExpectBitwiseEqual("run to run", dt, aligned[0], again[0]);
+      testing::ExpectBitwiseEqual("vector vs scalar path", dt, aligned[0], scalar[0]);
+      // And both agree with the CPU (misaligned: the scalar pass 1 and the chunk partials).
+      Direct("reduce_sum_to", attrs, {Input(dt, {rows, m}, 21, es)}, {Output(dt, {m}, es)}, OneUlp(dt));
     }
   }
 }

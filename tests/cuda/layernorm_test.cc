@@ -1,7 +1,9 @@
 // CUDA layernorm / layernorm_bwd against the CPU reference: y, mean, rstd (f32 statistics) and the
 // gradients of x, w, b through autodiff, for f32/bf16/f16, odd widths (C = 1, 7, 33, 4097: the
 // scalar path), vector widths (768, 1000, 4096), wide rows that take the loop kernels (12000 in the
-// backward, 20000 in both), 1 and 3 rows, rank-3 inputs, and the GPT-2 124M shape (16384 x 768).
+// backward, 20000 in both), 1 and 3 rows, rank-3 inputs, and the GPT-2 124M shape (16384 x 768);
+// BackwardPaths reaches every backward kernel instance class (one-warp rows at each vector count,
+// multi-warp teams, several combination windows, loop kernels) with 1, 7, 33 and many rows.
 // Direct runs reach the misaligned (scalar) path, zero rows (dw = db = 0), and check that the
 // backward is bit-identical from run to run (its dw/db reduction order is fixed).
 #include <gtest/gtest.h>
@@ -57,6 +59,22 @@ TEST(CudaLayerNorm, Gpt2Shape) {
   ZT_SKIP_WITHOUT_CUDA();
   CompareLayerNorm(DType::kBF16, Shape{16, 1024, 768}, true);
   CompareLayerNorm(DType::kF32, Shape{16384, 768}, true);
+}
+
+// Every backward path: one warp per row at 1..4 vectors a lane (bf16/f16 C 256, 512, 768, 1024),
+// 3..8 for f32 (768, 1024), multi-warp teams (1032: a second, mostly idle warp; 3072: two teams a
+// block, the in-block combination in two column windows; 8192: one 256-thread team, four windows),
+// the wide-row loop kernels (8200), scalar widths (3, 769); rows 1, 7, 33 (fewer rows than teams),
+// then enough rows for many blocks and slots (1000 x 768, 2048 x 3072).
+TEST(CudaLayerNorm, BackwardPaths) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    for (int64_t rows : {1, 7, 33}) {
+      for (int64_t c : {3, 256, 512, 769, 768, 1024, 1032, 3072, 8192, 8200}) CompareLayerNorm(dt, Shape{rows, c}, true);
+    }
+    CompareLayerNorm(dt, Shape{1000, 768}, true);
+    CompareLayerNorm(dt, Shape{2048, 3072}, true);
+  }
 }
 
 // ---- Direct runs ----
@@ -127,10 +145,28 @@ TEST(CudaLayerNorm, MisalignedTensors) {
   }
 }
 
+// The scalar path with many rows (several blocks, every slot written: the workspace is poisoned).
+TEST(CudaLayerNorm, MisalignedManyRows) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{1000, 768}, {333, 3072}}) {
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
+      CpuBackend cpu;
+      auto bin = BwdInputs(dt, rows, c, es);
+      auto bout = BwdOutputs(dt, rows, c, es);
+      auto bref = testing::RunKernelDirect(cpu, "layernorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, bin, bout);
+      const char* names[] = {"dx", "dw", "db"};
+      for (int k = 0; k < 3; ++k) testing::ExpectNear(names[k], dt, bref[k], bgot[k], testing::DefaultTolerance(dt));
+    }
+  }
+}
+
 TEST(CudaLayerNorm, BackwardIsBitIdenticalRunToRun) {
   ZT_SKIP_WITHOUT_CUDA();
   for (DType dt : {DType::kF32, DType::kBF16}) {
-    for (auto [rows, c] : {std::pair<int64_t, int64_t>{16384, 768}, {1000, 33}, {64, 20000}}) {
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{16384, 768}, {1000, 33}, {64, 20000}, {2048, 3072}}) {
       SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
       auto in = BwdInputs(dt, rows, c, 0);
       auto out = BwdOutputs(dt, rows, c, 0);

@@ -1,9 +1,9 @@
 // CUDA rmsnorm / rmsnorm_bwd against the CPU reference: y and rstd (f32) and the gradients of x
 // and w through autodiff, for f32/bf16/f16, odd widths (C = 1, 7, 33, 4097: the scalar path),
 // vector widths (768, 1000, 4096), wide rows that take the loop kernels (12000 in the backward,
-// 20000 in both), 1 and 3 rows, rank-3 inputs, and the Llama-8B shape (2048 x 4096). Direct runs
-// reach the misaligned (scalar) path, zero rows (dw = 0), and check that the backward is
-// bit-identical from run to run.
+// 20000 in both), 1 and 3 rows, rank-3 inputs, and the Llama-8B shape (2048 x 4096); BackwardPaths
+// covers every backward kernel class with 1, 7, 33 and many rows. Direct runs reach the misaligned
+// (scalar) path, zero rows (dw = 0), and check that the backward is bit-identical from run to run.
 #include <gtest/gtest.h>
 
 #include "direct_kernel.h"
@@ -53,6 +53,21 @@ TEST(CudaRmsNorm, Llama8bShape) {
   ZT_SKIP_WITHOUT_CUDA();
   CompareRmsNorm(DType::kBF16, Shape{1, 2048, 4096}, true);
   CompareRmsNorm(DType::kF32, Shape{2048, 4096}, true);
+}
+
+// Every backward path (see layernorm_test.cc's BackwardPaths; rmsnorm shares the kernels without
+// centering): one-warp rows, multi-warp teams, several combination windows, loop kernels, scalar
+// widths; rows 1, 7, 33, then many blocks and slots, and the GPT-2 width in bf16.
+TEST(CudaRmsNorm, BackwardPaths) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    for (int64_t rows : {1, 7, 33}) {
+      for (int64_t c : {3, 512, 769, 768, 1024, 1032, 3072, 8192, 8200}) CompareRmsNorm(dt, Shape{rows, c}, true);
+    }
+    CompareRmsNorm(dt, Shape{1000, 768}, true);
+    CompareRmsNorm(dt, Shape{2048, 3072}, true);
+  }
+  CompareRmsNorm(DType::kBF16, Shape{16384, 768}, true);
 }
 
 // ---- Direct runs ----
@@ -118,10 +133,28 @@ TEST(CudaRmsNorm, MisalignedTensors) {
   }
 }
 
+// The scalar path with many rows (several blocks, every slot written: the workspace is poisoned).
+TEST(CudaRmsNorm, MisalignedManyRows) {
+  ZT_SKIP_WITHOUT_CUDA();
+  for (DType dt : kFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{1000, 768}, {333, 3072}}) {
+      SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
+      CpuBackend cpu;
+      auto bin = BwdInputs(dt, rows, c, es);
+      auto bout = BwdOutputs(dt, rows, c, es);
+      auto bref = testing::RunKernelDirect(cpu, "rmsnorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, bin, bout);
+      testing::ExpectNear("dx", dt, bref[0], bgot[0], testing::DefaultTolerance(dt));
+      testing::ExpectNear("dw", dt, bref[1], bgot[1], testing::DefaultTolerance(dt));
+    }
+  }
+}
+
 TEST(CudaRmsNorm, BackwardIsBitIdenticalRunToRun) {
   ZT_SKIP_WITHOUT_CUDA();
   for (DType dt : {DType::kF32, DType::kBF16}) {
-    for (auto [rows, c] : {std::pair<int64_t, int64_t>{2048, 4096}, {1000, 33}, {64, 20000}}) {
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{2048, 4096}, {1000, 33}, {64, 20000}, {16384, 768}}) {
       SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
       auto in = BwdInputs(dt, rows, c, 0);
       auto out = BwdOutputs(dt, rows, c, 0);

@@ -2,6 +2,8 @@
 // (including broadcast shapes and sizes that are not multiples of anything).
 #include <gtest/gtest.h>
 
+#include "core/mem_category.h"
+#include "ir/op_registry.h"
 #include "ir/ops/elementwise.h"
 #include "support/gradcheck.h"
 #include "support/graph_runner.h"
@@ -62,6 +64,44 @@ TEST(Elementwise, RejectsBadShapes) {
   auto* z = b.Input("z", DType::kBF16, Shape{3});
   EXPECT_FALSE(b.TryEmit("mul", {x, z}).ok());
   EXPECT_FALSE(b.TryEmit("reduce_sum_to", {x}, {{"shape", std::vector<int64_t>{2}}}).ok());
+}
+
+// reduce_sum_to's row chunks (the device kernel's partial sums) and the workspace they ask for:
+// a function of (rows, m) only; none for m <= 1, few rows or very wide m. The CPU kernel ignores
+// the workspace and sums each column in row order, so a graph with a large reduce_sum_to still
+// matches a direct sum.
+TEST(Elementwise, ReduceSumToWorkspace) {
+  EXPECT_EQ(ir::ReduceSumToChunks(16384, 1), 1);
+  EXPECT_EQ(ir::ReduceSumToChunks(0, 768), 1);
+  EXPECT_EQ(ir::ReduceSumToChunks(32, 768), 1);
+  EXPECT_EQ(ir::ReduceSumToChunks(33, 768), 2);
+  EXPECT_EQ(ir::ReduceSumToChunks(16384, 768), 170);   // 1 MiB of f64 partials at most
+  EXPECT_EQ(ir::ReduceSumToChunks(16384, 2304), 56);
+  EXPECT_EQ(ir::ReduceSumToChunks(16384, 3072), 42);
+  EXPECT_EQ(ir::ReduceSumToChunks(16, 1024 * 768), 1);
+  EXPECT_EQ(ir::ReduceSumToChunks(100000, 3), 1024);   // the cap
+  EXPECT_EQ(ir::ReduceSumToWorkspaceBytes(32, 768), 0u);
+  EXPECT_EQ(ir::ReduceSumToWorkspaceBytes(16384, 1), 0u);
+  EXPECT_EQ(ir::ReduceSumToWorkspaceBytes(16384, 768), AlignedBytes(170 * 768 * 8));
+  EXPECT_EQ(ir::ReduceSumToWorkspaceBytes(1000, 3), AlignedBytes(32 * 3 * 8));
+
+  auto g = std::make_unique<ir::Graph>("ew");
+  ir::Builder b(g.get());
+  auto* x = b.Input("x", DType::kF32, Shape{2, 500, 7});
+  ir::Value* red = ir::ops::ReduceSumTo(b, x, Shape{7}, "red");
+  EXPECT_EQ(ir::NodeWorkspace(*red->producer), ir::ReduceSumToWorkspaceBytes(1000, 7));
+  EXPECT_GT(ir::NodeWorkspace(*red->producer), 0u);
+  g->outputs() = {red};
+  GraphRunner r(std::move(g));
+  auto xv = RandomUniform(7000, 5);
+  r.Set("x", xv);
+  r.Run();
+  auto got = r.Get("red");
+  for (int j = 0; j < 7; ++j) {
+    double sum = 0;
+    for (int i = 0; i < 1000; ++i) sum += xv[i * 7 + j];
+    EXPECT_EQ(got[j], static_cast<float>(sum)) << "column " << j;
+  }
 }
 
 class ElementwiseGrad : public ::testing::TestWithParam<std::vector<int64_t>> {};

@@ -4,11 +4,38 @@
 //   scale(x){alpha} = alpha * x.
 //   reduce_sum_to(x){shape}: sums x over its leading dims down to `shape` (a suffix of x's shape).
 //   broadcast_to(x){shape}: repeats x over new leading dims up to `shape`.
+// reduce_sum_to declares a workspace (ReduceSumToWorkspaceBytes) for the device kernel's per-chunk
+// partial sums; its size is a function of the shapes only.
 #include "ir/ops/elementwise.h"
 
+#include <algorithm>
+
+#include "core/mem_category.h"
 #include "ir/ops/op_helpers.h"
 
 namespace zt::ir {
+
+namespace {
+// At least this many rows per chunk (so each chunk's partial is worth writing).
+constexpr int64_t kReduceMinRowsPerChunk = 32;
+// chunks * m stays within this many partials (1 MiB of f64) unless m alone is larger...
+constexpr int64_t kReducePartialBudget = 131072;
+// ...and there are never more than this many chunks.
+constexpr int64_t kReduceMaxChunks = 1024;
+}  // namespace
+
+int64_t ReduceSumToChunks(int64_t rows, int64_t m) {
+  if (m <= 1 || rows <= 0) return 1;
+  int64_t by_rows = (rows + kReduceMinRowsPerChunk - 1) / kReduceMinRowsPerChunk;
+  int64_t by_budget = std::max<int64_t>(1, kReducePartialBudget / m);
+  return std::max<int64_t>(1, std::min({by_rows, by_budget, kReduceMaxChunks}));
+}
+
+size_t ReduceSumToWorkspaceBytes(int64_t rows, int64_t m) {
+  int64_t chunks = ReduceSumToChunks(rows, m);
+  if (chunks <= 1) return 0;
+  return AlignedBytes(static_cast<size_t>(chunks) * static_cast<size_t>(m) * sizeof(double));
+}
 namespace ops {
 
 Value* Add(Builder& b, Value* x, Value* y, const std::string& name) { return b.Emit1("add", {x, y}, {}, name); }
@@ -109,6 +136,10 @@ void RegisterElementwiseOps(OpRegistry& r) {
       c.bytes_read = InputBytes(s);
       c.bytes_written = OutputBytes(s);
       return c;
+    };
+    d.workspace = [](const NodeSig& s) -> size_t {
+      int64_t m = s.outputs[0].shape.numel();
+      return m == 0 ? 0 : ReduceSumToWorkspaceBytes(s.inputs[0].shape.numel() / m, m);
     };
     r.Register(std::move(d));
   }

@@ -1,4 +1,6 @@
 // CPU kernels: add, mul, scale, reduce_sum_to, broadcast_to.
+// reduce_sum_to sums each column in double in row order (the reference); it ignores the op's
+// workspace, which holds the CUDA kernel's per-chunk partials (ir::ReduceSumToChunks).
 #include "kernels/cpu/elementwise.h"
 
 #include "backend/cpu/parallel.h"

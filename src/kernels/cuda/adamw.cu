@@ -5,8 +5,11 @@
 // with the CPU's operations in the CPU's order; the element update uses explicitly rounded f32
 // operations (__fmul_rn, __fadd_rn, __fdiv_rn, __fsqrt_rn) so nvcc cannot contract them into FMAs
 // that the CPU build (x86-64 baseline, no FMA) does not use. A non-finite grad_sumsq skips the
-// step: every block sees it and writes nothing. 128-bit loads/stores of the f32 state when all
-// pointers are 16-byte aligned; scalar tail.
+// step: every thread sees it and writes nothing. When every pointer is 16-byte aligned a thread
+// moves 8 elements with 16-byte loads/stores (one for bf16/f16 param or grad, two for each f32
+// state); the grid covers the tensor at one vector a thread; scalar tail. The CPU divides (by
+// bc2_sqrt, by denom) per element, so this kernel does too (__fdiv_rn): a reciprocal would change
+// the bits.
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.h"
@@ -20,7 +23,8 @@ namespace zt {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kChunk = 4;  // elements per thread step: one float4 of each f32 state
+// Elements per thread step: one 16-byte vector of a 16-bit param/grad, two of each f32 state.
+constexpr int kVec = 8;
 
 template <typename P, typename G>
 struct AdamWArgs {
@@ -76,51 +80,77 @@ __device__ __forceinline__ float Update(float gi, float wi, float& mi, float& vi
   return __fadd_rn(pi, __fmul_rn(c.neg_step, __fdiv_rn(mi, denom)));
 }
 
-template <typename T, int N>
-struct alignas(sizeof(T) * N) Chunk {
-  T v[N];
+// kVec consecutive elements of one tensor as f32, moved with 16-byte loads/stores: one for a
+// 16-bit type, two for f32. The pointer must be 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void LoadVec8(const T* p, float (&out)[kVec]) {
+  constexpr int kN = dev::Vec<T>::kN;
+#pragma unroll
+  for (int h = 0; h < kVec / kN; ++h) {
+    const dev::Vec<T> a = dev::LoadVec(p + h * kN);
+#pragma unroll
+    for (int e = 0; e < kN; ++e) out[h * kN + e] = dev::ToF32(a.v[e]);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void StoreVec8(T* p, const float (&in)[kVec]) {
+  constexpr int kN = dev::Vec<T>::kN;
+#pragma unroll
+  for (int h = 0; h < kVec / kN; ++h) {
+    dev::Vec<T> a;
+#pragma unroll
+    for (int e = 0; e < kN; ++e) a.v[e] = dev::FromF32<T>(in[h * kN + e]);
+    dev::StoreVec(p + h * kN, a);
+  }
+}
+
+// The state of one vector of kVec elements, loaded before it is updated.
+struct Loaded {
+  float g[kVec], w[kVec], m[kVec], v[kVec];
 };
 
 template <typename P, typename G>
-__global__ void adamw_fwd_kernel(AdamWArgs<P, G> a) {
-  __shared__ Coeffs shared;
-  if (threadIdx.x == 0) shared = ComputeCoeffs(a.scalars, a.grad_sumsq, a.weight_decay);
-  __syncthreads();
-  const Coeffs c = shared;
-  if (c.skip) return;  // overflow: leave every state as it is
-  int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  int64_t done = 0;
-  if (a.vec) {
-    int64_t nc = a.n / kChunk;
-    for (int64_t k = tid; k < nc; k += stride) {
-      int64_t i0 = k * kChunk;
-      Chunk<G, kChunk> g = *reinterpret_cast<const Chunk<G, kChunk>*>(a.g + i0);
-      Chunk<float, kChunk> m = *reinterpret_cast<const Chunk<float, kChunk>*>(a.m + i0);
-      Chunk<float, kChunk> v = *reinterpret_cast<const Chunk<float, kChunk>*>(a.v + i0);
-      Chunk<float, kChunk> w;
-      Chunk<P, kChunk> p;
-      if (a.w) {
-        w = *reinterpret_cast<const Chunk<float, kChunk>*>(a.w + i0);
-      } else {
-        p = *reinterpret_cast<const Chunk<P, kChunk>*>(a.p + i0);
-#pragma unroll
-        for (int e = 0; e < kChunk; ++e) w.v[e] = dev::ToF32(p.v[e]);
-      }
-#pragma unroll
-      for (int e = 0; e < kChunk; ++e) {
-        w.v[e] = Update(dev::ToF32(g.v[e]), w.v[e], m.v[e], v.v[e], c, a.b1, a.one_minus_b1, a.b2, a.one_minus_b2,
-                        a.eps);
-        p.v[e] = dev::FromF32<P>(w.v[e]);
-      }
-      *reinterpret_cast<Chunk<float, kChunk>*>(a.m + i0) = m;
-      *reinterpret_cast<Chunk<float, kChunk>*>(a.v + i0) = v;
-      if (a.w) *reinterpret_cast<Chunk<float, kChunk>*>(a.w + i0) = w;
-      *reinterpret_cast<Chunk<P, kChunk>*>(a.p + i0) = p;
-    }
-    done = nc * kChunk;
+__device__ __forceinline__ void LoadVector(const AdamWArgs<P, G>& a, int64_t i0, Loaded& l) {
+  LoadVec8(a.g + i0, l.g);
+  LoadVec8(a.m + i0, l.m);
+  LoadVec8(a.v + i0, l.v);
+  if (a.w) {
+    LoadVec8(a.w + i0, l.w);
+  } else {
+    LoadVec8(a.p + i0, l.w);
   }
-  for (int64_t i = done + tid; i < a.n; i += stride) {
+}
+
+// One thread per vector of kVec elements (grid-stride when the grid is capped). Each thread
+// computes the step's coefficients itself (no barrier; the same bits in every thread) after it
+// has issued the loads of its first vector, so their latencies overlap.
+template <typename P, typename G>
+__global__ void __launch_bounds__(kThreads) adamw_fwd_kernel(AdamWArgs<P, G> a) {
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t nv = a.vec ? a.n / kVec : 0;
+  int64_t k = tid;
+  Loaded l;
+  if (k < nv) LoadVector(a, k * kVec, l);
+  const Coeffs c = ComputeCoeffs(a.scalars, a.grad_sumsq, a.weight_decay);
+  if (c.skip) return;  // overflow: leave every state as it is
+  while (k < nv) {
+    const int64_t i0 = k * kVec;
+    float pv[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      pv[e] = Update(l.g[e], l.w[e], l.m[e], l.v[e], c, a.b1, a.one_minus_b1, a.b2, a.one_minus_b2, a.eps);
+    }
+    StoreVec8(a.m + i0, l.m);
+    StoreVec8(a.v + i0, l.v);
+    if (a.w) StoreVec8(a.w + i0, pv);
+    StoreVec8(a.p + i0, pv);
+    k += stride;
+    if (k < nv) LoadVector(a, k * kVec, l);
+  }
+  // The tail (a.n % kVec elements), or every element when a tensor is not 16-byte aligned.
+  for (int64_t i = nv * kVec + tid; i < a.n; i += stride) {
     float mi = a.m[i], vi = a.v[i];
     float wi = a.w ? a.w[i] : dev::ToF32(a.p[i]);
     wi = Update(dev::ToF32(a.g[i]), wi, mi, vi, c, a.b1, a.one_minus_b1, a.b2, a.one_minus_b2, a.eps);
@@ -167,7 +197,9 @@ Status AdamWKernel(const KernelContext& c) {
       a.one_minus_b2 = static_cast<float>(1.0 - beta2);
       a.eps = static_cast<float>(c.attrs.GetFloat("eps"));
       a.vec = dev::Aligned16(a.p, a.g, a.m, a.v) && (master == nullptr || dev::Aligned16(master));
-      adamw_fwd_kernel<P, G><<<dev::GridFor(n / kChunk + 1, kThreads), kThreads, 0, s>>>(a);
+      // One thread per vector (or per element on the scalar path), capped at 2^31 threads.
+      const int64_t work = a.vec ? (n + kVec - 1) / kVec : n;
+      adamw_fwd_kernel<P, G><<<dev::GridFor(work, kThreads, int64_t{1} << 23), kThreads, 0, s>>>(a);
       ZT_CUDA_CHECK(cudaGetLastError());
     });
   });

@@ -8,14 +8,18 @@
 // and keeps its row slice in registers, so x and dy are read once. Row sums are f32 per thread,
 // then double across the team in a fixed order (butterfly within a warp, warps in index order).
 // Several teams share a block so several rows are in flight.
-// Backward determinism: block k of B (B a function of rows and C only, at most twice the CPU's
-// chunk count so it fits the op's workspace) owns rows [rows*k/B, rows*(k+1)/B); within the block,
-// team i takes every teams-th row of that range in order and accumulates dw/db for its columns in
-// registers; the teams add their partials into the block's f32 slot of the workspace in team order;
-// a last kernel sums the slots in block order in double. No atomics: bit-identical run to run.
-// Rows wider than 16384 elements in the forward (8192 in the backward; 16 and 8 per thread at 1024
-// threads) take simpler loop kernels with the same results contract (x and dy are then read more
-// than once).
+// Backward: one warp per row wherever a row fits 32 threads at up to kMaxElemsBwd elements a
+// thread (C up to 1024 for bf16/f16 and f32 on the vector path), so the row sums are shuffles
+// only; wider rows take multi-warp teams (C up to 8192 on the vector path). Blocks of at most
+// kBwdThreads threads, so a thread may hold dy, x and its dw/db partials in registers.
+// Backward determinism: block k of B (B a function of rows, C and the path only, at most twice the
+// CPU's chunk count so it fits the op's workspace) owns rows [rows*k/B, rows*(k+1)/B); within the
+// block, team i takes every teams-th row of that range in order and accumulates dw/db for its
+// columns in registers (f32); the teams add their partials in team order in shared memory and the
+// block writes the sum to its f32 slot of the workspace; a last kernel (colsum.cuh) sums the
+// slots of each column in a fixed order in double. No atomics: bit-identical run to run.
+// Rows wider than 16384 elements in the forward (8192 in the backward) take simpler loop kernels
+// with the same results contract (x and dy are then read more than once).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -27,6 +31,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "core/dtype.h"
+#include "kernels/cuda/colsum.cuh"
 #include "kernels/cuda/vec.cuh"
 
 namespace zt::norm_cuda {
@@ -36,10 +41,13 @@ using dev::ToF32;
 using dev::Vec;
 
 constexpr int kMaxThreads = 1024;
-// Elements a thread keeps in registers: the forward holds x; the backward holds dy, xhat and the
-// dw/db partials (4 floats per element under the 64-register cap of 1024-thread blocks).
+// Elements a thread keeps in registers: the forward holds x (under the 64-register cap of
+// 1024-thread blocks); the backward holds dy and x in their storage type and the dw/db partials in
+// f32, in blocks of at most kBwdThreads threads (up to 255 registers a thread).
 constexpr int kMaxElemsFwd = 16;
-constexpr int kMaxElemsBwd = 8;
+constexpr int kMaxElemsBwd = 32;
+constexpr int kBwdThreads = 256;        // the backward's block (and largest team)
+constexpr int kCombCols = 2048;         // columns per step of the backward's in-block combination
 constexpr int kLoopThreads = 1024;      // the wide-row fallback kernels
 constexpr int kPartColumns = 256;       // columns per block of the fallback's partial-sum kernel
 
@@ -210,7 +218,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 // Backward: dx per row; dw (and db) partials per block into part[block][2 or 1][C] (f32).
 
 template <typename T, int kW, int kVecs, bool kCenter>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kBwdThreads)
     norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
                     const float* __restrict__ mean, const float* __restrict__ rstd, T* __restrict__ dx,
                     float* __restrict__ part, int64_t rows, int c, int team_size) {
@@ -272,48 +280,68 @@ __global__ void __launch_bounds__(kMaxThreads)
       }
     }
   }
-  // The teams add their partials into this block's slot in team order (global memory written
-  // before a __syncthreads is visible to the whole block after it).
+  // The teams add their partials in team order into shared memory, kCombCols columns at a time;
+  // then the block writes the window to its slot, coalesced. Every column has exactly one owner in
+  // every team (team size * kVecs >= chunks), so team 0 initializes the whole window.
+  __shared__ float comb[kCenter ? 2 * kCombCols : kCombCols];
   float* slot_w = part + static_cast<int64_t>(blockIdx.x) * (kCenter ? 2 : 1) * c;
   float* slot_b = slot_w + c;
-  for (int k = 0; k < t.count; ++k) {
-    if (t.index == k) {
+  for (int base = 0; base < c; base += kCombCols) {
+    const int hi = min(c, base + kCombCols);
+    for (int k = 0; k < t.count; ++k) {
+      if (t.index == k) {
 #pragma unroll
-      for (int i = 0; i < kVecs; ++i) {
-        const int ch = t.rank + i * t.size;
-        if (ch < nch) {
+        for (int i = 0; i < kVecs; ++i) {
+          const int ch = t.rank + i * t.size;
+          if (ch < nch) {
 #pragma unroll
-          for (int e = 0; e < kW; ++e) {
-            const int j = ch * kW + e;
-            slot_w[j] = k == 0 ? adw[i][e] : slot_w[j] + adw[i][e];
-            if constexpr (kCenter) slot_b[j] = k == 0 ? adb[i][e] : slot_b[j] + adb[i][e];
+            for (int e = 0; e < kW; ++e) {
+              const int j = ch * kW + e;
+              if (j >= base && j < hi) {
+                float* cw = comb + (j - base);
+                *cw = k == 0 ? adw[i][e] : *cw + adw[i][e];
+                if constexpr (kCenter) cw[kCombCols] = k == 0 ? adb[i][e] : cw[kCombCols] + adb[i][e];
+              }
+            }
           }
         }
       }
+      __syncthreads();
     }
-    __syncthreads();
+    for (int j = base + static_cast<int>(threadIdx.x); j < hi; j += static_cast<int>(blockDim.x)) {
+      slot_w[j] = comb[j - base];
+      if constexpr (kCenter) slot_b[j] = comb[kCombCols + j - base];
+    }
+    __syncthreads();  // the window is read before the next one overwrites it
   }
 }
 
-// dw[j] (and db[j]) = sum over blocks k in order of part[k][.][j], in double.
+// The last pass: dw[j] (and db[j]) = the fixed-order sum (dev::ColSum) of the slots' column j
+// (columns C..2C-1 of a slot are db's).
 template <typename T, bool kCenter>
-__global__ void norm_bwd_final_kernel(const float* __restrict__ part, int blocks, int c, T* __restrict__ dw,
-                                      T* __restrict__ db) {
-  const int64_t stride = static_cast<int64_t>(kCenter ? 2 : 1) * c;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < c; j += gridDim.x * blockDim.x) {
-    double sw = 0.0, sb = 0.0;
-    for (int k = 0; k < blocks; ++k) {
-      sw += part[k * stride + j];
-      if constexpr (kCenter) sb += part[k * stride + c + j];
+struct StoreDwDb {
+  T* dw;
+  T* db;
+  int c;
+  __device__ void operator()(int64_t j, double total) const {
+    const T v = FromF32<T>(static_cast<float>(total));
+    if (!kCenter || j < c) {
+      dw[j] = v;
+    } else {
+      db[j - c] = v;
     }
-    dw[j] = FromF32<T>(static_cast<float>(sw));
-    if constexpr (kCenter) db[j] = FromF32<T>(static_cast<float>(sb));
   }
+};
+
+template <typename T, bool kCenter>
+void LaunchBwdFinal(const float* part, int64_t slots, int c, void* dw, void* db, cudaStream_t s) {
+  dev::ColSum(part, slots, static_cast<int64_t>(kCenter ? 2 : 1) * c,
+              StoreDwDb<T, kCenter>{static_cast<T*>(dw), static_cast<T*>(db), c}, s);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wide rows (beyond kMaxThreads * kMaxElemsFwd or kMaxElemsBwd elements): one block per row, element
-// loops over global memory; dw/db partials by a column kernel into the same slots.
+// Wide rows (beyond kMaxThreads * kMaxElemsFwd or kBwdThreads * kMaxElemsBwd elements): one block
+// per row, element loops over global memory; dw/db partials by a column kernel into the same slots.
 
 template <typename T, bool kCenter>
 __global__ void __launch_bounds__(kLoopThreads)
@@ -455,7 +483,31 @@ int ChooseVecs(int nch) {
   return 0;
 }
 
-// Slots (blocks) of the fused backward: a function of rows and C only.
+// The backward's chunks-per-thread choices for chunk width kW (each one is a kernel instance):
+// 1, 2, 3, 4, 6, 8 (16, 32 on the scalar path) within kMaxElemsBwd elements a thread.
+template <int kW>
+constexpr bool BwdVecsAllowed(int v) {
+  const bool listed = kW == 1 ? (v == 1 || v == 2 || v == 4 || v == 8 || v == 16 || v == 32)
+                              : (v == 1 || v == 2 || v == 3 || v == 4 || v == 6 || v == 8);
+  return listed && v * kW <= kMaxElemsBwd;
+}
+
+// Chunks per thread of the backward: the smallest allowed count that fits a row in one warp (no
+// barriers: the row sums are warp shuffles); else the largest allowed count (the smallest team),
+// if the team fits one kBwdThreads block; 0 when none does (wide rows: the loop kernels).
+template <int kW>
+int ChooseBwdVecs(int nch) {
+  int largest = 0;
+  for (int v = 1; v <= 32; ++v) {
+    if (!BwdVecsAllowed<kW>(v)) continue;
+    if ((nch + v - 1) / v <= 32) return v;
+    largest = v;
+  }
+  return largest > 0 && TeamSize(nch, largest) <= kBwdThreads ? largest : 0;
+}
+
+// Slots (blocks) of the fused backward: a function of rows, C and the path (vector or scalar),
+// at most the 2 * cpu_chunks f32 slots the op's workspace holds.
 inline int BwdBlocks(int64_t rows, int teams, int64_t cpu_chunks) {
   int64_t want = (rows + 4 * teams - 1) / (4 * teams);  // about 4 rows per team
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, 2 * cpu_chunks)));
@@ -477,7 +529,8 @@ template <typename T, int kW, int kVecs, bool kCenter>
 void LaunchBwd(const BwdArgs& a, float* part, cudaStream_t s) {
   const int nch = a.c / kW;
   const int team = TeamSize(nch, kVecs);
-  const int teams = TeamsPerBlock(team, kMaxThreads);
+  ZT_CHECK_LE(team, kBwdThreads) << "norm backward: row of " << a.c << " too wide for the register kernel";
+  const int teams = TeamsPerBlock(team, kBwdThreads);
   const int blocks = BwdBlocks(a.rows, teams, a.cpu_chunks);
   const size_t need = static_cast<size_t>(blocks) * (kCenter ? 2 : 1) * a.c * sizeof(float);
   ZT_CHECK_GE(a.workspace_bytes, need) << "norm backward: workspace too small";
@@ -485,9 +538,7 @@ void LaunchBwd(const BwdArgs& a, float* part, cudaStream_t s) {
       static_cast<const T*>(a.dy), static_cast<const T*>(a.x), static_cast<const T*>(a.w), a.mean, a.rstd,
       static_cast<T*>(a.dx), part, a.rows, a.c, team);
   ZT_CUDA_CHECK(cudaGetLastError());
-  norm_bwd_final_kernel<T, kCenter><<<(a.c + 255) / 256, 256, 0, s>>>(part, blocks, a.c, static_cast<T*>(a.dw),
-                                                                      static_cast<T*>(a.db));
-  ZT_CUDA_CHECK(cudaGetLastError());
+  LaunchBwdFinal<T, kCenter>(part, blocks, a.c, a.dw, a.db, s);
 }
 
 // Calls launch(std::integral_constant<int, kVecs>{}) for the chosen kVecs of chunk width kW;
@@ -500,6 +551,23 @@ bool WithVecs(int nch, F&& launch) {
     case 4: if constexpr (4 * kW <= kMaxElems) { launch(std::integral_constant<int, 4>{}); return true; } break;
     case 8: if constexpr (8 * kW <= kMaxElems) { launch(std::integral_constant<int, 8>{}); return true; } break;
     case 16: if constexpr (16 * kW <= kMaxElems) { launch(std::integral_constant<int, 16>{}); return true; } break;
+    default: break;
+  }
+  return false;
+}
+
+// The backward's counterpart of WithVecs (ChooseBwdVecs).
+template <int kW, typename F>
+bool WithBwdVecs(int nch, F&& launch) {
+  switch (ChooseBwdVecs<kW>(nch)) {
+    case 1: if constexpr (BwdVecsAllowed<kW>(1)) { launch(std::integral_constant<int, 1>{}); return true; } break;
+    case 2: if constexpr (BwdVecsAllowed<kW>(2)) { launch(std::integral_constant<int, 2>{}); return true; } break;
+    case 3: if constexpr (BwdVecsAllowed<kW>(3)) { launch(std::integral_constant<int, 3>{}); return true; } break;
+    case 4: if constexpr (BwdVecsAllowed<kW>(4)) { launch(std::integral_constant<int, 4>{}); return true; } break;
+    case 6: if constexpr (BwdVecsAllowed<kW>(6)) { launch(std::integral_constant<int, 6>{}); return true; } break;
+    case 8: if constexpr (BwdVecsAllowed<kW>(8)) { launch(std::integral_constant<int, 8>{}); return true; } break;
+    case 16: if constexpr (BwdVecsAllowed<kW>(16)) { launch(std::integral_constant<int, 16>{}); return true; } break;
+    case 32: if constexpr (BwdVecsAllowed<kW>(32)) { launch(std::integral_constant<int, 32>{}); return true; } break;
     default: break;
   }
   return false;
@@ -530,15 +598,13 @@ void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
   dev::DispatchFloat(dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kN = Vec<T>::kN;
-    if (a.rows == 0) {  // no rows: dw (and db) are zeros, as on the CPU
-      norm_bwd_final_kernel<T, kCenter><<<(a.c + 255) / 256, 256, 0, s>>>(part, 0, a.c, static_cast<T*>(a.dw),
-                                                                          static_cast<T*>(a.db));
-      ZT_CUDA_CHECK(cudaGetLastError());
+    if (a.rows == 0) {  // no rows: dw (and db) are zeros, as on the CPU (no slot is read)
+      LaunchBwdFinal<T, kCenter>(part, 0, a.c, a.dw, a.db, s);
       return;
     }
     const bool vec = a.c % kN == 0 && dev::Aligned16(a.dy, a.x, a.w, a.dx);
-    bool done = vec ? WithVecs<kN, kMaxElemsBwd>(a.c / kN, [&](auto v) { LaunchBwd<T, kN, decltype(v)::value, kCenter>(a, part, s); })
-                    : WithVecs<1, kMaxElemsBwd>(a.c, [&](auto v) { LaunchBwd<T, 1, decltype(v)::value, kCenter>(a, part, s); });
+    bool done = vec ? WithBwdVecs<kN>(a.c / kN, [&](auto v) { LaunchBwd<T, kN, decltype(v)::value, kCenter>(a, part, s); })
+                    : WithBwdVecs<1>(a.c, [&](auto v) { LaunchBwd<T, 1, decltype(v)::value, kCenter>(a, part, s); });
     if (done) return;
     const int64_t blocks = std::min<int64_t>(a.rows, 1 << 20);
     norm_bwd_dx_loop_kernel<T, kCenter><<<static_cast<unsigned>(blocks), kLoopThreads, 0, s>>>(
@@ -552,9 +618,7 @@ void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
     norm_bwd_part_loop_kernel<T, kCenter><<<grid, kPartColumns, 0, s>>>(
         static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.mean, a.rstd, part, a.rows, a.c);
     ZT_CUDA_CHECK(cudaGetLastError());
-    norm_bwd_final_kernel<T, kCenter><<<(a.c + 255) / 256, 256, 0, s>>>(part, slots, a.c, static_cast<T*>(a.dw),
-                                                                        static_cast<T*>(a.db));
-    ZT_CUDA_CHECK(cudaGetLastError());
+    LaunchBwdFinal<T, kCenter>(part, slots, a.c, a.dw, a.db, s);
   });
 }
 
