@@ -217,8 +217,10 @@ __global__ void __launch_bounds__(kMaxThreads)
 // ---------------------------------------------------------------------------------------------
 // Backward: dx per row; dw (and db) partials per block into part[block][2 or 1][C] (f32).
 
+// Two blocks per SM (<= 128 registers) where a thread's vectors of a row total at most 48 bytes
+// (bf16/f16 rows up to 768 in one warp: GPT-2's); other instances may use up to 255 registers.
 template <typename T, int kW, int kVecs, bool kCenter>
-__global__ void __launch_bounds__(kBwdThreads)
+__global__ void __launch_bounds__(kBwdThreads, kW > 1 && kVecs * kW * sizeof(T) <= 48 ? 2 : 1)
     norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
                     const float* __restrict__ mean, const float* __restrict__ rstd, T* __restrict__ dx,
                     float* __restrict__ part, int64_t rows, int c, int team_size) {
