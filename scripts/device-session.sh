@@ -40,7 +40,7 @@ JSON
 for stage in "$@"; do
   case $stage in
     tests)
-      timeout 300 "$B/tests/test_cuda" --gtest_output=xml:"$OUT/test_cuda.xml" >"$OUT/test_cuda.log" 2>&1
+      timeout 330 "$B/tests/test_cuda" --gtest_output=xml:"$OUT/test_cuda.xml" >"$OUT/test_cuda.log" 2>&1
       echo "test_cuda rc=$?" | tee -a "$OUT/test_cuda.log"
       grep -E "^\[  FAILED|^\[  PASSED|^\[==========\]|tests, listed" "$OUT/test_cuda.log" | head -40 ;;
     multigpu)
@@ -62,13 +62,13 @@ for stage in "$@"; do
       ZT_PROFILE=1 timeout 200 "$Z" train --config "$D/prof.json" --no-progress --no-export >"$OUT/profile.log" 2>&1
       echo "profile rc=$?"; tail -32 "$OUT/profile.log" ;;
     ckpt)
-      timeout 240 /usr/bin/env python3 "$ROOT/bench/ckpt/step_overhead.py" --ztrain "$Z" --model gpt2-124m \
+      timeout 170 /usr/bin/env python3 "$ROOT/bench/ckpt/step_overhead.py" --ztrain "$Z" --model gpt2-124m \
         --steps 30 --warmup 5 --intervals 1,10,50 --concurrency 1,2 --out /tmp/zt-ckpt \
         --json "$OUT/step_overhead.json" >"$OUT/step_overhead.md" 2>"$OUT/step_overhead.err"
       echo "step_overhead rc=$?"; cat "$OUT/step_overhead.md"; tail -5 "$OUT/step_overhead.err"
       if [ -x "$B/ckpt_write_bench" ]; then
         mkdir -p /tmp/zt-ckb
-        timeout 200 "$B/ckpt_write_bench" --dir /tmp/zt-ckb --gb 2 --repeats 3 --io-threads 4,8 --chunk-mb 8 \
+        timeout 90 "$B/ckpt_write_bench" --dir /tmp/zt-ckb --gb 2 --repeats 3 --io-threads 4,8 --chunk-mb 8 \
           --concurrency 1,2 --json "$OUT/ckpt_write_bench.json" >"$OUT/ckpt_write_bench.md" 2>&1
         echo "ckpt_write_bench rc=$?"; cat "$OUT/ckpt_write_bench.md"
       fi ;;

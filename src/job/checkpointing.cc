@@ -20,6 +20,7 @@ namespace zt::job {
 namespace {
 
 constexpr const char* kResumeSection = "meta/resume";
+constexpr size_t kResumeRecordReserve = 4096;  // the record is ~200 bytes of JSON
 
 // What a resume needs besides the state sections, in both tiers' terms.
 struct ResumeRecord {
@@ -251,6 +252,19 @@ StatusOr<ResumePoint> Checkpointer::Resume() {
     }
   }
   m.last_saved = fresh.step;
+  if (k.enabled() && (m.host || k.disk_tier)) {
+    // Size (and on a GPU, pin) every snapshot buffer now: page-locking takes ~0.2 s per GB, which
+    // the first max_in_flight + 1 checkpoints would otherwise pay on the training thread.
+    std::vector<size_t> sizes = {kResumeRecordReserve};
+    for (size_t n : m.engine.SnapshotSectionBytes()) sizes.push_back(n);
+    const size_t need = ckpt::RankSnapshot().BytesToAdd(sizes);
+    std::vector<std::unique_ptr<ckpt::RankSnapshot>> all;
+    for (int i = 0; i < m.pool->capacity(); ++i) {
+      all.push_back(m.pool->Acquire());
+      all.back()->bytes.reserve(need);
+    }
+    for (auto& s : all) m.pool->Release(std::move(s));
+  }
   if (k.disk_tier) {
     ckpt::WriterOptions o;
     o.dir = k.dir;
@@ -316,7 +330,7 @@ Status Checkpointer::AfterStep(int64_t step, bool last) {
 
 Status Checkpointer::Finish() {
   Impl& m = *impl_;
-  m.finishing.Wait();
+  (void)m.finishing.Wait();  // its first error is taken next
   Status finished = m.finishing.TakeError();
   if (m.writer) {
     Status flushed = m.writer->Flush();

@@ -76,10 +76,7 @@ StatusOr<std::unique_ptr<PendingSnapshot>> Engine::StartSnapshot(ckpt::RankSnaps
   s->rank = r;
   s->world_size = world_size();
   // Reserve every section first: the queued copies write into the bytes, which must not move.
-  std::vector<size_t> sizes;
-  for (const passes::ZeroUnit& u : ckpt_layout_.units)
-    for (size_t k = 0; k < std::size(ckpt::kStateKinds); ++k) sizes.push_back(static_cast<size_t>(u.shard) * 4);
-  s->bytes.reserve(s->bytes.size() + s->BytesToAdd(sizes));
+  s->bytes.reserve(s->bytes.size() + s->BytesToAdd(SnapshotSectionBytes()));
   const char* storage = s->bytes.data();
 
   // The copies start after everything queued on the compute stream (the last optimizer phase).
@@ -134,6 +131,13 @@ StatusOr<std::unique_ptr<PendingSnapshot>> Engine::StartSnapshot(ckpt::RankSnaps
   done->Record(copy);
   snapshot_fence_->Record(copy);  // the next optimizer phase waits for the copies
   return std::make_unique<PendingSnapshot>(std::move(done), std::move(conversions));
+}
+
+std::vector<size_t> Engine::SnapshotSectionBytes() const {
+  std::vector<size_t> sizes;
+  for (const passes::ZeroUnit& u : ckpt_layout_.units)
+    for (size_t k = 0; k < std::size(ckpt::kStateKinds); ++k) sizes.push_back(static_cast<size_t>(u.shard) * 4);
+  return sizes;
 }
 
 Status Engine::TakeSnapshot(ckpt::RankSnapshot* s) {

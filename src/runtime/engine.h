@@ -134,6 +134,8 @@ class Engine {
   // returned PendingSnapshot's Wait() must return before the bytes are used. TakeSnapshot waits.
   StatusOr<std::unique_ptr<PendingSnapshot>> StartSnapshot(ckpt::RankSnapshot* s);
   Status TakeSnapshot(ckpt::RankSnapshot* s);
+  // The byte sizes of the sections StartSnapshot adds, in order (to size buffers ahead).
+  std::vector<size_t> SnapshotSectionBytes() const;
   // Host memory for snapshot buffers (SnapshotPool): pinned on a GPU, so the copies are
   // asynchronous. Lives as long as the engine.
   ckpt::HostAllocator* snapshot_allocator() { return snapshot_allocator_.get(); }

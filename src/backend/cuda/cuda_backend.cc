@@ -121,6 +121,7 @@ struct CudaBackend::Impl {
   std::map<size_t, std::vector<void*>> pinned_free;
   std::unordered_map<void*, size_t> pinned_live;
   std::unordered_set<void*> unpinned_host;  // AllocateHost's fallbacks
+  std::unordered_map<void*, void*> aligned_host;  // AllocateHost: page-aligned pointer -> pinned block
   bool warned_unpinned = false;
 
   std::mutex handles_mu;
@@ -373,8 +374,16 @@ void CudaBackend::FreePinned(void* p) {
 }
 
 void* CudaBackend::AllocateHost(size_t bytes) {
-  auto pinned = AllocatePinned(bytes);
-  if (pinned.ok()) return *pinned;
+  // cudaHostAlloc does not page-align small blocks: over-allocate and align by hand.
+  constexpr size_t kPage = 4096;
+  auto pinned = AllocatePinned(bytes + kPage);
+  if (pinned.ok()) {
+    uintptr_t raw = reinterpret_cast<uintptr_t>(*pinned);
+    void* aligned = reinterpret_cast<void*>((raw + kPage - 1) & ~uintptr_t{kPage - 1});
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->aligned_host[aligned] = *pinned;
+    return aligned;
+  }
   void* p = Backend::AllocateHost(bytes);
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
@@ -395,6 +404,10 @@ void CudaBackend::FreeHost(void* p) {
       Backend::FreeHost(p);
       return;
     }
+    auto it = im.aligned_host.find(p);
+    ZT_CHECK(it != im.aligned_host.end()) << "CudaBackend::FreeHost: " << p << " was not allocated by AllocateHost";
+    p = it->second;
+    im.aligned_host.erase(it);
   }
   FreePinned(p);
 }
