@@ -155,6 +155,9 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
   }
   ZT_ASSIGN_OR_RETURN(layout_, PlanZeroLayout(pls, o_));
   const int64_t N = o_.world_size;
+  // With one rank the unit collectives are identities: they are left out (no copies), and only
+  // the flat packing the sharded optimizer works on remains.
+  const bool single_rank = N == 1;
 
   // 3. Remove the single-process optimizer: resets, adamw, the norm, per-parameter states.
   std::vector<Value*> dead_states;
@@ -221,10 +224,13 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
     b.set_stream(0);
     Value* flat = ir::ops::Pack(b, grads, u.padded, grads[0]->dtype, ZeroStateName(u, "grad_flat"));
     set_category(flat, MemCategory::kCommBuffers);
-    b.set_stream(1);
-    Value* gs = ir::ops::ReduceScatter(b, flat, N, "avg", ZeroStateName(u, "grad_shard"));
-    set_category(gs, MemCategory::kGradients);
-    b.set_stream(0);
+    Value* gs = flat;  // one rank: averaging over one rank is the identity, and the shard is all of it
+    if (!single_rank) {
+      b.set_stream(1);
+      gs = ir::ops::ReduceScatter(b, flat, N, "avg", ZeroStateName(u, "grad_shard"));
+      set_category(gs, MemCategory::kGradients);
+      b.set_stream(0);
+    }
     uv[i].grad = uv[i].acc ? ir::ops::Accumulate(b, uv[i].acc, gs, ZeroStateName(u, "grad_acc_add")) : gs;
   }
   g.grads().clear();  // the full gradients are consumed into shards; nothing reads them after the step
@@ -253,10 +259,13 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
                             ZeroStateName(u, "update"))[0];
     Value* pshard = u.dtype == DType::kF32 ? updated : ir::ops::Cast(b, updated, u.dtype, ZeroStateName(u, "param_shard"));
     set_category(pshard, MemCategory::kCommBuffers);
-    b.set_stream(1);
-    Value* full = ir::ops::AllGather(b, pshard, N, ZeroStateName(u, "param_flat"));
-    b.set_stream(0);
-    set_category(full, MemCategory::kCommBuffers);
+    Value* full = pshard;  // one rank: its shard is the whole unit
+    if (!single_rank) {
+      b.set_stream(1);
+      full = ir::ops::AllGather(b, pshard, N, ZeroStateName(u, "param_flat"));
+      b.set_stream(0);
+      set_category(full, MemCategory::kCommBuffers);
+    }
     ir::ops::UnpackInto(b, full, uv[i].params, ZeroStateName(u, "param_update"));
   }
   if (accumulating) {  // reset the accumulators after the update
@@ -287,11 +296,14 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
         if (users.empty()) continue;
         b.set_insert_before(users.front());
         b.set_phase(ph);
-        b.set_stream(1);
         const char* tag = ph == Phase::kForward ? "gather_fwd" : "gather_bwd";
-        Value* full = ir::ops::AllGather(b, uv[i].shard, N, ZeroStateName(u, tag));
-        set_category(full, MemCategory::kCommBuffers);
-        b.set_stream(0);
+        Value* full = uv[i].shard;  // one rank: the parameters are views of its (whole) shard
+        if (!single_rank) {
+          b.set_stream(1);
+          full = ir::ops::AllGather(b, uv[i].shard, N, ZeroStateName(u, tag));
+          set_category(full, MemCategory::kCommBuffers);
+          b.set_stream(0);
+        }
         std::map<const Value*, Value*> view_of;
         for (size_t k = 0; k < u.params.size(); ++k) {
           view_of[uv[i].params[k]] = ir::ops::ViewSlice(b, full, u.params[k].offset, u.params[k].shape,

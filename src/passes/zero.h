@@ -13,6 +13,8 @@
 //            parameters, released after their last use (the memory plan frees it), gathered again
 //            for the backward; AdamW updates the shard in place.
 // Communication nodes run on the comm stream (1) and carry the dependencies of their inputs.
+// With one rank the unit collectives are identities and are left out: the packed gradients are
+// the shard, and stage 3's parameters are views of the (whole) shard; no copies are made.
 //
 // Layout (also the checkpoint layout, docs/zero.md): parameters, in creation order, are grouped
 // into units: consecutive parameters of one block ("transformer.h.3", "model.layers.7", or the

@@ -136,12 +136,27 @@ void CheckStage3(const ir::Graph& g, const passes::ZeroLayout& layout) {
     }
     // No other value sharing these bytes is alive at the same time (the release is not early).
     for (const auto& [root, r] : ranges) {
-      if (root == buf || root->category != buf->category || !root->offset) continue;
+      if (root == buf || passes::ArenaCategory(root) != passes::ArenaCategory(buf) || !root->offset) continue;
       int64_t o0 = *root->offset, o1 = o0 + static_cast<int64_t>(AlignedBytes(root->nbytes()));
       bool overlap_bytes = o0 < b1 && b0 < o1;
       bool overlap_time = r.def <= live.end && live.def <= r.end;
       EXPECT_FALSE(overlap_bytes && overlap_time) << "%" << root->name << " reuses " << buf->name << " while it is live";
     }
+  }
+  if (layout.world_size == 1) {
+    // One rank: no collectives at all; the parameters' views read the persistent shards.
+    EXPECT_EQ(forward_gathers + backward_gathers, 0);
+    int views_of_shards = 0;
+    for (const auto& n : g.nodes()) {
+      EXPECT_NE(n->op->name, "all_gather") << g.Describe(n.get());
+      EXPECT_NE(n->op->name, "reduce_scatter") << g.Describe(n.get());
+      for (const ir::Value* in : n->inputs) {
+        const ir::Value* root = ir::ResolveAlias(in).root;
+        views_of_shards += root != in && root->kind == ir::ValueKind::kParam;
+      }
+    }
+    EXPECT_GT(views_of_shards, 0);
+    return;
   }
   // One gather per unit for the forward; one for the backward per unit the backward reads (an
   // embedding's backward, a bias's, a layernorm bias's do not need the parameter).
