@@ -1,7 +1,9 @@
 // Executor: runs a Program's nodes in schedule order on a Backend, each through the kernel
-// registered for its op and device. Memory comes from the static plan (one arena per category,
-// allocated once) or, in dynamic mode (ZT_EXEC_MEMORY=dynamic), per value at its definition and
-// freed after its last use, which checks the plan against the allocator.
+// registered for its op and device. Memory comes from the static plan (an arena per category for
+// persistent values and one transient arena, allocated once; passes/memory_planner.h) or, in
+// dynamic mode (ZT_EXEC_MEMORY=dynamic), per value at its definition and freed after its last use,
+// which checks the plan against the allocator. Phase fences (SetPhaseFence) let host-side work
+// (checkpoint snapshot copies) overlap a step up to the first node of a phase.
 // Streams: a node runs on the stream its `stream` field names; before it, the executor makes that
 // stream wait for events recorded after every producer and dependency on another stream. A Run
 // starts by making every other stream it uses wait for the compute stream (so they see Writes and
