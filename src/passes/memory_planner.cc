@@ -63,35 +63,34 @@ StatusOr<bool> MemoryPlanner::Run(ir::Graph& g) {
       transient.push_back(v.get());
     }
   }
-  {
-    const int c = static_cast<int>(MemCategory::kActivations);
-    auto& vals = transient;
-    std::stable_sort(vals.begin(), vals.end(), [&](const ir::Value* a, const ir::Value* b) {
-      size_t sa = AlignedBytes(a->nbytes()), sb = AlignedBytes(b->nbytes());
-      if (sa != sb) return sa > sb;
-      return ranges[a].def < ranges[b].def;
-    });
-    struct Placed {
-      int64_t begin, end;  // bytes
-      LiveRange live;
-    };
-    std::vector<Placed> placed;
-    for (const ir::Value* v : vals) {
-      int64_t size = static_cast<int64_t>(AlignedBytes(v->nbytes()));
-      LiveRange lr = ranges[v];
-      // Address ranges of placed values live at the same time, sorted; take the first gap.
-      std::vector<std::pair<int64_t, int64_t>> busy;
-      for (const Placed& p : placed)
-        if (p.live.def <= lr.end && lr.def <= p.live.end) busy.push_back({p.begin, p.end});
-      std::sort(busy.begin(), busy.end());
-      int64_t offset = persistent_end[c];
-      for (auto& [b, e] : busy) {
-        if (b >= offset + size) break;
-        offset = std::max(offset, e);
-      }
-      const_cast<ir::Value*>(v)->offset = offset;
-      placed.push_back({offset, offset + size, lr});
+  // Transients: largest first, each at the lowest offset (after the persistent activations) free
+  // of every placed value live at the same time.
+  std::stable_sort(transient.begin(), transient.end(), [&](const ir::Value* a, const ir::Value* b) {
+    size_t sa = AlignedBytes(a->nbytes()), sb = AlignedBytes(b->nbytes());
+    if (sa != sb) return sa > sb;
+    return ranges[a].def < ranges[b].def;
+  });
+  const int64_t transient_start = persistent_end[static_cast<int>(MemCategory::kActivations)];
+  struct Placed {
+    int64_t begin, end;  // bytes
+    LiveRange live;
+  };
+  std::vector<Placed> placed;
+  for (const ir::Value* v : transient) {
+    int64_t size = static_cast<int64_t>(AlignedBytes(v->nbytes()));
+    LiveRange lr = ranges[v];
+    // Address ranges of placed values live at the same time, sorted; take the first gap.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Placed& p : placed)
+      if (p.live.def <= lr.end && lr.def <= p.live.end) busy.push_back({p.begin, p.end});
+    std::sort(busy.begin(), busy.end());
+    int64_t offset = transient_start;
+    for (auto& [b, e] : busy) {
+      if (b >= offset + size) break;
+      offset = std::max(offset, e);
     }
+    const_cast<ir::Value*>(v)->offset = offset;
+    placed.push_back({offset, offset + size, lr});
   }
   // Aliases share their root's memory (from their byte offset in it) and category.
   for (const auto& v : g.values()) {

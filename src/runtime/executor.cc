@@ -409,15 +409,15 @@ Status Executor::RunNodes(PhaseMask phases) {
   std::vector<Tensor> ins, outs;
   Status status = OkStatus();
   const bool timed = profiler_ && profiler_->BeginRun();
-  // Streams that already waited for the fence of their current phase in this Run.
-  std::map<std::pair<ir::Phase, int>, bool> fenced;
+  // [phase][stream]: that stream already waited for the phase's fence in this Run.
+  bool fenced[3][kNumStreamKinds] = {};
   for (int i = 0; i < n && status.ok(); ++i) {
     NodeExec& s = steps_[i];
     const ir::Node* node = s.node;
     if (!phases.Has(node->phase)) continue;
     Stream& stream = backend_.stream(static_cast<StreamKind>(node->stream));
     if (auto f = phase_fences_.find(node->phase); f != phase_fences_.end()) {
-      bool& done = fenced[{node->phase, node->stream}];
+      bool& done = fenced[static_cast<int>(node->phase)][node->stream];
       if (!done) f->second->StreamWaitExternal(stream);
       done = true;
     }
