@@ -43,6 +43,9 @@ constexpr Info kSettings[] = {
     {"ZT_CUDA_GRAPHS", "1",
      "capture each training step into a CUDA graph and replay it (CUDA backend, arena memory mode); 0 runs "
      "every step kernel by kernel"},
+    {"ZT_FUSION", "1",
+     "1: the fusion passes rewrite the step (passes/fusion.h: fused kernels in place of groups of "
+     "nodes); 0 leaves them out, for comparisons"},
 };
 
 const Info* Find(std::string_view name) {

@@ -28,7 +28,7 @@ StatusOr<std::string> CompileReport(const config::RunConfig& c, const CompileReq
   co.dump_after = r.dump_after;
   co.dump_sink = &dumps;
   std::shared_ptr<passes::ZeroPass> zero;
-  co.passes = Engine::ShardingPasses(eo, r.world_size, &zero);
+  co.passes = Engine::StepPasses(eo, r.world_size, &zero);
   co.target = r.target;
   ZT_ASSIGN_OR_RETURN(auto program, Program::Compile(std::move(mg.graph), co));
 

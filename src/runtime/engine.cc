@@ -12,6 +12,7 @@
 #include "runtime/lr_schedule.h"
 #include "comm/communicator.h"
 #include "passes/data_parallel.h"
+#include "passes/fusion.h"
 
 namespace zt {
 namespace {
@@ -66,6 +67,13 @@ std::vector<std::shared_ptr<passes::Pass>> Engine::ShardingPasses(const EngineOp
   return out;
 }
 
+std::vector<std::shared_ptr<passes::Pass>> Engine::StepPasses(const EngineOptions& options, int64_t world,
+                                                              std::shared_ptr<passes::ZeroPass>* zero) {
+  std::vector<std::shared_ptr<passes::Pass>> out = ShardingPasses(options, world, zero);
+  for (auto& p : passes::FusionPasses()) out.push_back(p);
+  return out;
+}
+
 StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, const EngineSpec& spec,
                                                  const EngineOptions& options, Backend& backend,
                                                  const CompileOptions& compile, const ExecutorOptions& exec) {
@@ -85,7 +93,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ir::Graph> g, c
   CompileOptions co = compile;
   co.target = backend.kind() == DeviceKind::kCUDA ? ir::Target::kCuda : ir::Target::kCpu;
   std::shared_ptr<passes::ZeroPass> zero;
-  for (auto& p : ShardingPasses(options, world, &zero)) co.passes.push_back(p);
+  for (auto& p : StepPasses(options, world, &zero)) co.passes.push_back(p);
   ZT_ASSIGN_OR_RETURN(e->program_, Program::Compile(std::move(g), co));
   if (zero) e->layout_ = zero->layout();
   if (zero) ZT_RETURN_IF_ERROR(ckpt::CheckSameUnits(e->layout_, e->ckpt_layout_));

@@ -84,6 +84,10 @@ class Engine {
   // given) receives the ZeRO pass, whose layout is known after it ran.
   static std::vector<std::shared_ptr<passes::Pass>> ShardingPasses(const EngineOptions& options, int64_t world_size,
                                                                     std::shared_ptr<passes::ZeroPass>* zero = nullptr);
+  // Every rewrite of the step before DCE and planning: ShardingPasses, then the fusion passes
+  // (passes/fusion.h, unless ZT_FUSION=0).
+  static std::vector<std::shared_ptr<passes::Pass>> StepPasses(const EngineOptions& options, int64_t world_size,
+                                                                std::shared_ptr<passes::ZeroPass>* zero = nullptr);
 
   static StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<ir::Graph> forward, const EngineSpec& spec,
                                                   const EngineOptions& options, Backend& backend,

@@ -1,0 +1,27 @@
+// The list of fusion passes and the ZT_FUSION switch.
+#include "passes/fusion.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/settings.h"
+
+namespace zt::passes {
+
+bool FusionEnabled() {
+  auto on = settings::GetBool("ZT_FUSION");
+  if (!on.ok()) {
+    std::fprintf(stderr, "ztrain: error: %s\n", on.status().message().c_str());
+    std::exit(2);
+  }
+  return *on;
+}
+
+std::vector<std::shared_ptr<Pass>> FusionPasses() {
+  std::vector<std::shared_ptr<Pass>> out;
+  if (!FusionEnabled()) return out;
+  // Each fusion pass adds itself here, in the order it must run.
+  return out;
+}
+
+}  // namespace zt::passes
