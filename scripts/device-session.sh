@@ -4,7 +4,8 @@
 #   tests      the GPU test binary once (all single-GPU cases; multi-GPU cases where GPUs allow)
 #   multigpu   only the multi-GPU cases (NCCL, ZeRO on 2 and 4 GPUs) and the executor tests
 #   smoke      tiny GPT-2 on the GPU, CUDA graphs on and off (exit status and crash stacks)
-#   profile    GPT-2 124M bf16 mb16 x 1024 with ZT_PROFILE=1 (per-op table)
+#   profile    GPT-2 124M bf16 mb16 x 1024 with ZT_PROFILE=1 (per-op table; profile-fusion0.log
+#              when run with ZT_FUSION=0)
 #   ckpt       checkpoint benchmarks on this machine's disk: bench/ckpt/step_overhead.py (GPT-2 124M
 #              bf16, intervals 1/10/50 x C 1/2) and ckpt_write_bench (pack it: PACK_EXTRA=ckpt_write_bench)
 # Output under $OUT. Usage: scripts/device-session.sh tests smoke profile (multigpu on 2+ GPUs)
@@ -59,8 +60,9 @@ for stage in "$@"; do
     profile)
       [ -f "$D/gpt2.bin" ] || "$Z" data synth --out "$D/gpt2.bin" --vocab 50257 --tokens 4000000 >/dev/null
       gpt2_config /tmp/zt-prof 8 16 1024 bf16 0 >"$D/prof.json"
-      ZT_PROFILE=1 timeout 200 "$Z" train --config "$D/prof.json" --no-progress --no-export >"$OUT/profile.log" 2>&1
-      echo "profile rc=$?"; tail -32 "$OUT/profile.log" ;;
+      log="$OUT/profile${ZT_FUSION:+-fusion$ZT_FUSION}.log"  # ZT_FUSION=0 profiles the unfused step
+      ZT_PROFILE=1 timeout 200 "$Z" train --config "$D/prof.json" --no-progress --no-export >"$log" 2>&1
+      echo "profile rc=$?"; tail -36 "$log" ;;
     ckpt)
       timeout 170 /usr/bin/env python3 "$ROOT/bench/ckpt/step_overhead.py" --ztrain "$Z" --model gpt2-124m \
         --steps 30 --warmup 5 --intervals 1,10,50 --concurrency 1,2 --out /tmp/zt-ckpt \
