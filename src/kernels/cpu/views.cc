@@ -8,6 +8,7 @@
 #include "backend/cpu/parallel.h"
 #include "ir/ops/views.h"
 #include "kernels/kernel.h"
+#include "kernels/transpose_plan.h"
 
 namespace zt {
 namespace {
@@ -29,61 +30,6 @@ void CopyRows(char* dst, int64_t dst_stride, const char* src, int64_t src_stride
       std::memcpy(dst + r * dst_stride + b0, src + r * src_stride + b0, static_cast<size_t>(n));
     }
   });
-}
-
-// A transpose reduced to its essentials: output dims (row-major) and, for each, the stride in
-// elements of the matching input position. Size-1 dims are dropped and output dims that are
-// consecutive in the input are merged, so e.g. [B,T,H,D] -> [B,H,T,D] stays rank 4 but
-// [A,B,C] -> [C,A,B] becomes a 2-D transpose [C, A*B].
-struct TransposePlan {
-  int rank = 0;
-  int64_t dims[kMaxRank];
-  int64_t src_stride[kMaxRank];
-};
-
-TransposePlan MakePlan(const Shape& in, std::span<const int64_t> perm) {
-  int r = in.rank();
-  ZT_CHECK(r <= kMaxRank && static_cast<int>(perm.size()) == r) << "transpose of " << in;
-  int map[kMaxRank];  // input dim -> index among kept (size != 1) input dims, or -1
-  int64_t kept_dims[kMaxRank];
-  int nk = 0;
-  for (int k = 0; k < r; ++k) {
-    if (in[k] != 1) {
-      map[k] = nk;
-      kept_dims[nk++] = in[k];
-    } else {
-      map[k] = -1;
-    }
-  }
-  int64_t kept_stride[kMaxRank];
-  int64_t s = 1;
-  for (int k = nk - 1; k >= 0; --k) {
-    kept_stride[k] = s;
-    s *= kept_dims[k];
-  }
-  // Groups of output positions whose (kept) input dims are consecutive: [start, end).
-  int gstart[kMaxRank], gend[kMaxRank];
-  int ng = 0;
-  for (int j = 0; j < r; ++j) {
-    int k = map[perm[j]];
-    if (k < 0) continue;
-    if (ng > 0 && gend[ng - 1] == k) {
-      ++gend[ng - 1];
-    } else {
-      gstart[ng] = k;
-      gend[ng] = k + 1;
-      ++ng;
-    }
-  }
-  TransposePlan p;
-  p.rank = ng;
-  for (int g = 0; g < ng; ++g) {
-    int64_t n = 1;
-    for (int k = gstart[g]; k < gend[g]; ++k) n *= kept_dims[k];
-    p.dims[g] = n;
-    p.src_stride[g] = kept_stride[gend[g] - 1];
-  }
-  return p;
 }
 
 // General case (the innermost output dim is not the innermost input dim): 2-D tiles over output
@@ -182,7 +128,7 @@ void transpose_fwd(const Tensor& x, std::span<const int64_t> perm, const Tensor&
   ZT_CHECK(x.data != out.data || x.numel() == 0) << "transpose cannot run in place";
   for (size_t j = 0; j < perm.size(); ++j) ZT_CHECK_EQ(out.shape[static_cast<int>(j)], x.shape[static_cast<int>(perm[j])]);
   if (x.numel() == 0) return;
-  TransposePlan p = MakePlan(x.shape, perm);
+  TransposePlan p = MakeTransposePlan(x.shape, perm);
   size_t esize = DTypeSize(x.dtype);
   const char* src = static_cast<const char*>(x.data);
   char* dst = static_cast<char*>(out.data);

@@ -16,6 +16,7 @@
 #include "kernels/cuda/registry.h"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/kernel.h"
+#include "kernels/transpose_plan.h"
 
 namespace zt {
 namespace {
@@ -71,58 +72,6 @@ void CopyRows(void* dst, int64_t dst_stride, const void* src, int64_t src_stride
         static_cast<char*>(dst), dst_stride, static_cast<const char*>(src), src_stride, rows, upr);
   });
   ZT_CUDA_CHECK(cudaGetLastError());
-}
-
-// A transpose reduced to its essentials (see kernels/cpu/views.cc): output dims (row-major) and,
-// for each, the stride in elements of the matching input position.
-struct TransposePlan {
-  int rank = 0;
-  int64_t dims[kMaxRank];
-  int64_t src_stride[kMaxRank];
-};
-
-TransposePlan MakePlan(const Shape& in, std::span<const int64_t> perm) {
-  int r = in.rank();
-  ZT_CHECK(r <= kMaxRank && static_cast<int>(perm.size()) == r) << "transpose of " << in;
-  int map[kMaxRank];
-  int64_t kept_dims[kMaxRank];
-  int nk = 0;
-  for (int k = 0; k < r; ++k) {
-    if (in[k] != 1) {
-      map[k] = nk;
-      kept_dims[nk++] = in[k];
-    } else {
-      map[k] = -1;
-    }
-  }
-  int64_t kept_stride[kMaxRank];
-  int64_t s = 1;
-  for (int k = nk - 1; k >= 0; --k) {
-    kept_stride[k] = s;
-    s *= kept_dims[k];
-  }
-  int gstart[kMaxRank], gend[kMaxRank];
-  int ng = 0;
-  for (int j = 0; j < r; ++j) {
-    int k = map[perm[j]];
-    if (k < 0) continue;
-    if (ng > 0 && gend[ng - 1] == k) {
-      ++gend[ng - 1];
-    } else {
-      gstart[ng] = k;
-      gend[ng] = k + 1;
-      ++ng;
-    }
-  }
-  TransposePlan p;
-  p.rank = ng;
-  for (int g = 0; g < ng; ++g) {
-    int64_t n = 1;
-    for (int k = gstart[g]; k < gend[g]; ++k) n *= kept_dims[k];
-    p.dims[g] = n;
-    p.src_stride[g] = kept_stride[gend[g] - 1];
-  }
-  return p;
 }
 
 // Innermost output dim = innermost input dim: output row `row` (all dims but the last) is a
@@ -225,7 +174,7 @@ void transpose_fwd(const Tensor& x, std::span<const int64_t> perm, const Tensor&
   for (size_t j = 0; j < perm.size(); ++j)
     ZT_CHECK_EQ(out.shape[static_cast<int>(j)], x.shape[static_cast<int>(perm[j])]);
   if (x.numel() == 0) return;
-  TransposePlan p = MakePlan(x.shape, perm);
+  TransposePlan p = MakeTransposePlan(x.shape, perm);
   int64_t esize = static_cast<int64_t>(DTypeSize(x.dtype));
   if (p.rank <= 1) {  // the data order does not change
     ZT_CUDA_CHECK(cudaMemcpyAsync(out.data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, s));
