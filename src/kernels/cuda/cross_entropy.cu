@@ -25,6 +25,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "ir/ops/cross_entropy.h"
+#include "kernels/cuda/index_errors.cuh"
 #include "kernels/cuda/registry.h"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/kernel.h"
@@ -38,18 +39,10 @@ using dev::Vec;
 
 constexpr int kMaxThreads = 512;
 constexpr int kLossThreads = 1024;
-constexpr unsigned long long kNoKey = ~0ull;
-
 // The first bad target (by row) and how many were seen; see TakeCrossEntropyTargetErrors.
-__device__ unsigned long long g_bad_target = kNoKey;  // min of (row << 32 | uint32(target))
-__device__ unsigned long long g_bad_count = 0;
+__device__ IndexErrorSlot g_bad_target = {kNoIndexError, 0};
 
-__device__ void RecordBadTarget(int64_t row, int64_t t) {
-  const unsigned long long r = row < 0xffffffffll ? static_cast<unsigned long long>(row) : 0xffffffffull;
-  const int64_t v = t < INT_MIN ? INT_MIN : (t > INT_MAX ? INT_MAX : t);
-  atomicMin(&g_bad_target, (r << 32) | static_cast<uint32_t>(static_cast<int32_t>(v)));
-  atomicAdd(&g_bad_count, 1ull);
-}
+__device__ void RecordBadTarget(int64_t row, int64_t t) { RecordIndexError(&g_bad_target, row, t); }
 
 __device__ __forceinline__ float NaNf() { return __int_as_float(0x7fffffff); }
 
@@ -393,23 +386,8 @@ Status CrossEntropyBwdKernel(const KernelContext& c) {
 }  // namespace
 
 CrossEntropyTargetErrors TakeCrossEntropyTargetErrors(cudaStream_t stream) {
-  unsigned long long first = 0, count = 0;
-  ZT_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&first, g_bad_target, sizeof(first), 0, cudaMemcpyDeviceToHost, stream));
-  ZT_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&count, g_bad_count, sizeof(count), 0, cudaMemcpyDeviceToHost, stream));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const unsigned long long reset_first = kNoKey, reset_count = 0;
-  ZT_CUDA_CHECK(
-      cudaMemcpyToSymbolAsync(g_bad_target, &reset_first, sizeof(reset_first), 0, cudaMemcpyHostToDevice, stream));
-  ZT_CUDA_CHECK(
-      cudaMemcpyToSymbolAsync(g_bad_count, &reset_count, sizeof(reset_count), 0, cudaMemcpyHostToDevice, stream));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  CrossEntropyTargetErrors e;
-  e.count = static_cast<int64_t>(count);
-  if (count > 0) {
-    e.row = static_cast<int64_t>(first >> 32);
-    e.target = static_cast<int32_t>(static_cast<uint32_t>(first & 0xffffffffull));
-  }
-  return e;
+  const IndexErrors e = TakeIndexErrors(&g_bad_target, stream);
+  return {e.count, e.where, e.value};
 }
 
 void RegisterCrossEntropyCudaKernels(KernelRegistry& r) {

@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/mem_category.h"
 #include "ir/ops/embedding.h"
+#include "kernels/cuda/index_errors.cuh"
 #include "kernels/cuda/registry.h"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/kernel.h"
@@ -37,15 +38,9 @@ constexpr int kTile = 4096;  // keys sorted in shared memory per block (32 KB)
 constexpr unsigned long long kNoKey = ~0ull;
 
 // The first bad id (by position) and how many were seen; see TakeEmbeddingIdErrors.
-__device__ unsigned long long g_bad_id = kNoKey;  // min of (position << 32 | uint32(id))
-__device__ unsigned long long g_bad_count = 0;
+__device__ IndexErrorSlot g_bad_id = {kNoIndexError, 0};
 
-__device__ void RecordBadId(int64_t pos, int64_t id) {
-  const unsigned long long p = pos < 0xffffffffll ? static_cast<unsigned long long>(pos) : 0xffffffffull;
-  const int64_t v = id < INT_MIN ? INT_MIN : (id > INT_MAX ? INT_MAX : id);
-  atomicMin(&g_bad_id, (p << 32) | static_cast<uint32_t>(static_cast<int32_t>(v)));
-  atomicAdd(&g_bad_count, 1ull);
-}
+__device__ void RecordBadId(int64_t pos, int64_t id) { RecordIndexError(&g_bad_id, pos, id); }
 
 // out[p, :] = table[ids[p], :]; a chunk is kW elements (one 16-byte vector, or one element).
 template <typename T, typename I, int kW>
@@ -323,21 +318,8 @@ Status EmbeddingBwdKernel(const KernelContext& c) {
 }  // namespace
 
 EmbeddingIdErrors TakeEmbeddingIdErrors(cudaStream_t stream) {
-  unsigned long long first = 0, count = 0;
-  ZT_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&first, g_bad_id, sizeof(first), 0, cudaMemcpyDeviceToHost, stream));
-  ZT_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&count, g_bad_count, sizeof(count), 0, cudaMemcpyDeviceToHost, stream));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const unsigned long long reset_first = kNoKey, reset_count = 0;
-  ZT_CUDA_CHECK(cudaMemcpyToSymbolAsync(g_bad_id, &reset_first, sizeof(reset_first), 0, cudaMemcpyHostToDevice, stream));
-  ZT_CUDA_CHECK(cudaMemcpyToSymbolAsync(g_bad_count, &reset_count, sizeof(reset_count), 0, cudaMemcpyHostToDevice, stream));
-  ZT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  EmbeddingIdErrors e;
-  e.count = static_cast<int64_t>(count);
-  if (count > 0) {
-    e.position = static_cast<int64_t>(first >> 32);
-    e.id = static_cast<int32_t>(static_cast<uint32_t>(first & 0xffffffffull));
-  }
-  return e;
+  const IndexErrors e = TakeIndexErrors(&g_bad_id, stream);
+  return {e.count, e.where, e.value};
 }
 
 void RegisterEmbeddingCudaKernels(KernelRegistry& r) {
