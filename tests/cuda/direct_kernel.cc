@@ -101,37 +101,6 @@ std::unique_ptr<Backend> MakeCudaBackend() {
 #endif
 }
 
-std::vector<char> ToBytes(DType dtype, const std::vector<float>& v) {
-  std::vector<char> out(v.size() * DTypeSize(dtype));
-  for (size_t i = 0; i < v.size(); ++i) {
-    switch (dtype) {
-      case DType::kF32: reinterpret_cast<float*>(out.data())[i] = v[i]; break;
-      case DType::kBF16: reinterpret_cast<BFloat16*>(out.data())[i] = FloatToBF16(v[i]); break;
-      case DType::kF16: reinterpret_cast<Half*>(out.data())[i] = FloatToHalf(v[i]); break;
-      case DType::kI32: reinterpret_cast<int32_t*>(out.data())[i] = static_cast<int32_t>(v[i]); break;
-      case DType::kI64: reinterpret_cast<int64_t*>(out.data())[i] = static_cast<int64_t>(v[i]); break;
-      case DType::kU8: reinterpret_cast<uint8_t*>(out.data())[i] = static_cast<uint8_t>(v[i]); break;
-    }
-  }
-  return out;
-}
-
-std::vector<double> FromBytes(DType dtype, const std::vector<char>& b) {
-  size_t n = b.size() / DTypeSize(dtype);
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    switch (dtype) {
-      case DType::kF32: out[i] = reinterpret_cast<const float*>(b.data())[i]; break;
-      case DType::kBF16: out[i] = BF16ToFloat(reinterpret_cast<const BFloat16*>(b.data())[i]); break;
-      case DType::kF16: out[i] = HalfToFloat(reinterpret_cast<const Half*>(b.data())[i]); break;
-      case DType::kI32: out[i] = reinterpret_cast<const int32_t*>(b.data())[i]; break;
-      case DType::kI64: out[i] = static_cast<double>(reinterpret_cast<const int64_t*>(b.data())[i]); break;
-      case DType::kU8: out[i] = reinterpret_cast<const uint8_t*>(b.data())[i]; break;
-    }
-  }
-  return out;
-}
-
 void ExpectBitwiseEqual(const std::string& what, DType dtype, const std::vector<char>& ref,
                         const std::vector<char>& got) {
   ASSERT_EQ(ref.size(), got.size()) << what;

@@ -34,9 +34,7 @@ std::vector<std::vector<char>> RunKernelDirect(Backend& backend, const std::stri
 // A CudaBackend on device 0 (CHECK-fails when CUDA is not built or there is no device).
 std::unique_ptr<Backend> MakeCudaBackend();
 
-// Host bytes of f32 values rounded to `dtype` (floats) or converted (integers), and back.
-std::vector<char> ToBytes(DType dtype, const std::vector<float>& v);
-std::vector<double> FromBytes(DType dtype, const std::vector<char>& b);
+// (ToBytes / FromBytes: support/device_compare.h.)
 
 // gtest failures for the first few elements whose bytes differ (shown as values and hex).
 void ExpectBitwiseEqual(const std::string& what, DType dtype, const std::vector<char>& ref,

@@ -17,37 +17,6 @@
 namespace zt::testing {
 namespace {
 
-// Host bytes of `n` elements of `dtype` from f32 values (rounded) or integer ids.
-std::vector<char> Encode(DType dtype, const std::vector<float>& v) {
-  std::vector<char> out(v.size() * DTypeSize(dtype));
-  for (size_t i = 0; i < v.size(); ++i) {
-    switch (dtype) {
-      case DType::kF32: reinterpret_cast<float*>(out.data())[i] = v[i]; break;
-      case DType::kBF16: reinterpret_cast<BFloat16*>(out.data())[i] = FloatToBF16(v[i]); break;
-      case DType::kF16: reinterpret_cast<Half*>(out.data())[i] = FloatToHalf(v[i]); break;
-      case DType::kI32: reinterpret_cast<int32_t*>(out.data())[i] = static_cast<int32_t>(v[i]); break;
-      case DType::kI64: reinterpret_cast<int64_t*>(out.data())[i] = static_cast<int64_t>(v[i]); break;
-      case DType::kU8: reinterpret_cast<uint8_t*>(out.data())[i] = static_cast<uint8_t>(v[i]); break;
-    }
-  }
-  return out;
-}
-
-std::vector<double> Decode(DType dtype, const std::vector<char>& b, int64_t n) {
-  std::vector<double> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    switch (dtype) {
-      case DType::kF32: out[i] = reinterpret_cast<const float*>(b.data())[i]; break;
-      case DType::kBF16: out[i] = BF16ToFloat(reinterpret_cast<const BFloat16*>(b.data())[i]); break;
-      case DType::kF16: out[i] = HalfToFloat(reinterpret_cast<const Half*>(b.data())[i]); break;
-      case DType::kI32: out[i] = reinterpret_cast<const int32_t*>(b.data())[i]; break;
-      case DType::kI64: out[i] = static_cast<double>(reinterpret_cast<const int64_t*>(b.data())[i]); break;
-      case DType::kU8: out[i] = reinterpret_cast<const uint8_t*>(b.data())[i]; break;
-    }
-  }
-  return out;
-}
-
 struct GraphAndChecks {
   std::unique_ptr<ir::Graph> graph;
   std::vector<std::string> checked;  // outputs and gradients to compare, by name
@@ -118,6 +87,37 @@ std::vector<std::vector<char>> RunOn(Backend& backend, const std::vector<DeviceI
 
 }  // namespace
 
+std::vector<char> ToBytes(DType dtype, const std::vector<float>& v) {
+  std::vector<char> out(v.size() * DTypeSize(dtype));
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (dtype) {
+      case DType::kF32: reinterpret_cast<float*>(out.data())[i] = v[i]; break;
+      case DType::kBF16: reinterpret_cast<BFloat16*>(out.data())[i] = FloatToBF16(v[i]); break;
+      case DType::kF16: reinterpret_cast<Half*>(out.data())[i] = FloatToHalf(v[i]); break;
+      case DType::kI32: reinterpret_cast<int32_t*>(out.data())[i] = static_cast<int32_t>(v[i]); break;
+      case DType::kI64: reinterpret_cast<int64_t*>(out.data())[i] = static_cast<int64_t>(v[i]); break;
+      case DType::kU8: reinterpret_cast<uint8_t*>(out.data())[i] = static_cast<uint8_t>(v[i]); break;
+    }
+  }
+  return out;
+}
+
+std::vector<double> FromBytes(DType dtype, const std::vector<char>& b) {
+  const size_t n = b.size() / DTypeSize(dtype);
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    switch (dtype) {
+      case DType::kF32: out[i] = reinterpret_cast<const float*>(b.data())[i]; break;
+      case DType::kBF16: out[i] = BF16ToFloat(reinterpret_cast<const BFloat16*>(b.data())[i]); break;
+      case DType::kF16: out[i] = HalfToFloat(reinterpret_cast<const Half*>(b.data())[i]); break;
+      case DType::kI32: out[i] = reinterpret_cast<const int32_t*>(b.data())[i]; break;
+      case DType::kI64: out[i] = static_cast<double>(reinterpret_cast<const int64_t*>(b.data())[i]); break;
+      case DType::kU8: out[i] = reinterpret_cast<const uint8_t*>(b.data())[i]; break;
+    }
+  }
+  return out;
+}
+
 Tolerance DefaultTolerance(DType dtype) {
   switch (dtype) {
     case DType::kBF16: return {2e-2, 2e-2};
@@ -147,10 +147,10 @@ void CompareWithCpu(const std::vector<DeviceInput>& inputs, const DeviceBuildFn&
     } else {
       v = RandomUniform(in.shape.numel(), seed++, in.lo, in.hi);
     }
-    data[in.name] = Encode(in.dtype, v);
+    data[in.name] = ToBytes(in.dtype, v);
   }
   for (const auto& val : shape_probe.graph->values()) {
-    if (val->name.rfind("proj.", 0) == 0) data[val->name] = Encode(val->dtype, RandomUniform(val->shape.numel(), seed++));
+    if (val->name.rfind("proj.", 0) == 0) data[val->name] = ToBytes(val->dtype, RandomUniform(val->shape.numel(), seed++));
   }
   CpuBackend cpu;
   auto ref = RunOn(cpu, inputs, build, o.gradients, data, false);
@@ -171,8 +171,8 @@ void CompareWithCpu(const std::vector<DeviceInput>& inputs, const DeviceBuildFn&
   for (size_t k = 0; k < ref.size(); ++k) {
     const ir::Value* v = shape_probe.graph->FindValue(shape_probe.checked[k]);
     Tolerance tol = o.tolerance.value_or(DefaultTolerance(v->dtype));
-    auto a = Decode(v->dtype, ref[k], v->shape.numel());
-    auto b = Decode(v->dtype, got[k], v->shape.numel());
+    auto a = FromBytes(v->dtype, ref[k]);
+    auto b = FromBytes(v->dtype, got[k]);
     int bad = 0;
     for (size_t i = 0; i < a.size(); ++i) {
       // Equal values pass (infinities of one sign included: rounding an out-of-range value);

@@ -41,6 +41,10 @@ struct CompareOptions {
   BackendFactory other;       // default: a CudaBackend on device 0
 };
 
+// Host bytes of f32 values rounded to `dtype` (floats) or converted (integers), and back.
+std::vector<char> ToBytes(DType dtype, const std::vector<float>& v);
+std::vector<double> FromBytes(DType dtype, const std::vector<char>& b);
+
 // Adds gtest failures naming the output and element for every mismatch (the first few).
 void CompareWithCpu(const std::vector<DeviceInput>& inputs, const DeviceBuildFn& build, const CompareOptions& o = {});
 
