@@ -11,15 +11,7 @@
 namespace zt {
 namespace {
 
-using testing::CompareOptions;
 using testing::CompareWithCpu;
-using testing::Tolerance;
-
-CompareOptions Exact() {
-  CompareOptions o;
-  o.tolerance = Tolerance{0, 0};
-  return o;
-}
 
 TEST(CudaConstant, FillEveryDTypeAndSize) {
   ZT_SKIP_WITHOUT_CUDA();
@@ -29,7 +21,7 @@ TEST(CudaConstant, FillEveryDTypeAndSize) {
         SCOPED_TRACE(std::string(DTypeName(t)) + " n=" + std::to_string(n) + " value=" + std::to_string(v));
         CompareWithCpu({}, [&](ir::Builder& b, const std::vector<ir::Value*>&) {
           return std::vector<ir::Value*>{ir::ops::Fill(b, t, Shape{n}, v, "f")};
-        }, Exact());
+        }, testing::ExactCompare());
       }
     }
   }
@@ -42,7 +34,7 @@ TEST(CudaConstant, FillLargeShapes) {
     CompareWithCpu({}, [&](ir::Builder& b, const std::vector<ir::Value*>&) {
       return std::vector<ir::Value*>{ir::ops::Fill(b, t, Shape{16384, 768}, -0.125, "a"),
                                      ir::ops::Fill(b, t, Shape{2048, 4096 + 3}, 1.0 / 3.0, "b")};
-    }, Exact());
+    }, testing::ExactCompare());
   }
 }
 
@@ -53,7 +45,7 @@ TEST(CudaConstant, ArangeIntegersAndFloats) {
       SCOPED_TRACE(std::string(DTypeName(t)) + " n=" + std::to_string(n));
       CompareWithCpu({}, [&](ir::Builder& b, const std::vector<ir::Value*>&) {
         return std::vector<ir::Value*>{ir::ops::Arange(b, n, t, "r")};
-      }, Exact());
+      }, testing::ExactCompare());
     }
   }
 }

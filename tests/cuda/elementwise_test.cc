@@ -23,12 +23,6 @@ using testing::Tolerance;
 
 const DType kFloatTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
 
-CompareOptions Exact() {
-  CompareOptions o;
-  o.tolerance = Tolerance{0.0, 0.0};
-  return o;
-}
-
 // One ulp of the storage type, relative (an upper bound for any value).
 Tolerance OneUlp(DType t) {
   switch (t) {
@@ -56,7 +50,7 @@ TEST(CudaElementwise, AddAndMulBitExact) {
                        return std::vector<ir::Value*>{ir::ops::Add(b, v[0], v[1], "sum"),
                                                       ir::ops::Mul(b, v[0], v[1], "prod")};
                      },
-                     Exact());
+                     testing::ExactCompare());
     }
   }
 }
@@ -71,7 +65,7 @@ TEST(CudaElementwise, ScaleBitExact) {
                        [alpha](ir::Builder& b, const std::vector<ir::Value*>& v) {
                          return std::vector<ir::Value*>{ir::ops::Scale(b, v[0], alpha, "scaled")};
                        },
-                       Exact());
+                       testing::ExactCompare());
       }
     }
   }
@@ -89,7 +83,7 @@ TEST(CudaElementwise, BroadcastToBitExact) {
                      [target](ir::Builder& b, const std::vector<ir::Value*>& v) {
                        return std::vector<ir::Value*>{ir::ops::BroadcastTo(b, v[0], target, "bc")};
                      },
-                     Exact());
+                     testing::ExactCompare());
     }
   }
 }

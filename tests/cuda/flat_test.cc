@@ -12,15 +12,7 @@
 namespace zt {
 namespace {
 
-using testing::CompareOptions;
 using testing::CompareWithCpu;
-using testing::Tolerance;
-
-CompareOptions Exact() {
-  CompareOptions o;
-  o.tolerance = Tolerance{0, 0};
-  return o;
-}
 
 TEST(CudaFlat, PackConvertsAndPads) {
   ZT_SKIP_WITHOUT_CUDA();
@@ -35,7 +27,7 @@ TEST(CudaFlat, PackConvertsAndPads) {
                      // 1 + 21 + 1000 + 33 + 4099 = 5154 elements, padded to 5163.
                      return std::vector<ir::Value*>{ir::ops::Pack(b, in, 5163, flat, "flat")};
                    },
-                   Exact());
+                   testing::ExactCompare());
   }
 }
 
@@ -49,7 +41,7 @@ TEST(CudaFlat, PackAGpt2SizedBucket) {
                      int64_t n = 50257 * 768 + 768 * 2304 + 2304;
                      return std::vector<ir::Value*>{ir::ops::Pack(b, in, n + 512, flat, "flat")};
                    },
-                   Exact());
+                   testing::ExactCompare());
   }
 }
 
@@ -65,14 +57,14 @@ TEST(CudaFlat, UnpackIntoConvertsIntoEachTargetInPlace) {
                    [&](ir::Builder& b, const std::vector<ir::Value*>& in) {
                      return ir::ops::UnpackInto(b, in[0], {in[1], in[2], in[3], in[4]}, "u");
                    },
-                   Exact());
+                   testing::ExactCompare());
   }
   // Large: a GPT-2 wte-sized slice, bf16 flat into an f32 target.
   CompareWithCpu({{"flat", Shape{50257 * 768 + 100}, DType::kBF16}, {"wte", Shape{50257, 768}, DType::kF32}},
                  [](ir::Builder& b, const std::vector<ir::Value*>& in) {
                    return ir::ops::UnpackInto(b, in[0], {in[1]}, "u");
                  },
-                 Exact());
+                 testing::ExactCompare());
 }
 
 TEST(CudaFlat, ViewSliceIsAView) {
@@ -84,7 +76,7 @@ TEST(CudaFlat, ViewSliceIsAView) {
       ir::Value* s2 = ir::ops::ViewSlice(b, in[0], 0, Shape{1}, "s2");
       ir::Value* s3 = ir::ops::ViewSlice(b, in[0], 999, Shape{1}, "s3");
       return std::vector<ir::Value*>{s1, s2, s3, ir::ops::Transpose(b, s1, {1, 0}, "t")};
-    }, Exact());
+    }, testing::ExactCompare());
   }
 }
 

@@ -11,16 +11,8 @@
 namespace zt {
 namespace {
 
-using testing::CompareOptions;
 using testing::CompareWithCpu;
 using testing::DeviceInput;
-using testing::Tolerance;
-
-CompareOptions Exact() {
-  CompareOptions o;
-  o.tolerance = Tolerance{0, 0};
-  return o;
-}
 
 TEST(CudaOptimUtils, SumSquaresSizesAndDTypes) {
   ZT_SKIP_WITHOUT_CUDA();
@@ -64,7 +56,7 @@ TEST(CudaOptimUtils, AccumulateIsExact) {
       SCOPED_TRACE(std::string(DTypeName(t)) + " " + s.ToString());
       CompareWithCpu({{"acc", s, DType::kF32, -5, 5}, {"x", s, t}}, [](ir::Builder& b, const std::vector<ir::Value*>& in) {
         return std::vector<ir::Value*>{ir::ops::Accumulate(b, in[0], in[1], "acc2")};
-      }, Exact());
+      }, testing::ExactCompare());
     }
   }
 }
@@ -75,7 +67,7 @@ TEST(CudaOptimUtils, ZeroEveryFloatDType) {
     for (Shape s : {Shape{1}, Shape{33, 7}, Shape{16384, 768}}) {
       CompareWithCpu({{"x", s, t}}, [](ir::Builder& b, const std::vector<ir::Value*>& in) {
         return std::vector<ir::Value*>{ir::ops::Zero(b, in[0], "z")};
-      }, Exact());
+      }, testing::ExactCompare());
     }
   }
 }

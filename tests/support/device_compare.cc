@@ -87,6 +87,12 @@ std::vector<std::vector<char>> RunOn(Backend& backend, const std::vector<DeviceI
 
 }  // namespace
 
+CompareOptions ExactCompare() {
+  CompareOptions o;
+  o.tolerance = Tolerance{0, 0};
+  return o;
+}
+
 std::vector<char> ToBytes(DType dtype, const std::vector<float>& v) {
   std::vector<char> out(v.size() * DTypeSize(dtype));
   for (size_t i = 0; i < v.size(); ++i) {

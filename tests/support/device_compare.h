@@ -45,6 +45,9 @@ struct CompareOptions {
 std::vector<char> ToBytes(DType dtype, const std::vector<float>& v);
 std::vector<double> FromBytes(DType dtype, const std::vector<char>& b);
 
+// Options demanding bit-identical results (tolerance 0).
+CompareOptions ExactCompare();
+
 // Adds gtest failures naming the output and element for every mismatch (the first few).
 void CompareWithCpu(const std::vector<DeviceInput>& inputs, const DeviceBuildFn& build, const CompareOptions& o = {});
 
