@@ -8,10 +8,6 @@
 // Semantics, shape rules and costs in ir/ops/matmul_epilogue.cc.
 #pragma once
 
-#include <string>
-
-#include "ir/builder.h"
-
 namespace zt::ir {
 class OpRegistry;
 void RegisterMatmulEpilogueOps(OpRegistry& r);
