@@ -12,6 +12,7 @@
 #include "ir/ops/flat.h"
 #include "ir/ops/layernorm.h"
 #include "ir/ops/matmul.h"
+#include "ir/ops/matmul_epilogue.h"
 #include "ir/ops/optim_utils.h"
 #include "ir/ops/rmsnorm.h"
 #include "ir/ops/rope.h"
@@ -36,6 +37,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterAdamWOps(r);
   RegisterCollectiveOps(r);
   RegisterFlatOps(r);
+  RegisterMatmulEpilogueOps(r);
 }
 
 }  // namespace zt::ir

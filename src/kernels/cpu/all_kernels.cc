@@ -11,6 +11,7 @@
 #include "kernels/cpu/flat.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_epilogue.h"
 #include "kernels/cpu/optim_utils.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -36,6 +37,7 @@ void RegisterCpuKernels(KernelRegistry& r) {
   RegisterAdamWCpuKernels(r);
   RegisterCollectiveCpuKernels(r);
   RegisterFlatCpuKernels(r);
+  RegisterMatmulEpilogueCpuKernels(r);
 }
 
 }  // namespace zt

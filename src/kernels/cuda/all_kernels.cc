@@ -20,6 +20,7 @@ void RegisterCudaKernels(KernelRegistry& r) {
   RegisterOptimUtilsCudaKernels(r);
   RegisterCollectiveCudaKernels(r);
   RegisterFlatCudaKernels(r);
+  RegisterMatmulEpilogueCudaKernels(r);
 }
 
 }  // namespace zt

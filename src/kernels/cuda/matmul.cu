@@ -16,6 +16,11 @@
 // 16 bits. Every cuBLASLt split-K scheme is deterministic, and the algorithm is chosen once per
 // problem (shape, dtypes, transposes, batch, strides, alignments, workspace) and cached, so
 // results are run-to-run identical.
+// The cuBLASLt path (RunMatmulLt, matmul_lt.h) also serves the fused epilogues of
+// kernels/cuda/matmul_epilogue.cu: GELU_AUX(_BIAS) (aux = the pre-activation), DGELU (aux read) and
+// BGRADA/BGRADB (bias gradient, summed over K). Their extra pointers (aux, bias gradient) are set
+// on the descriptor, and the epilogue, aux alignment and aux leading dimension are part of the
+// algorithm cache key (the heuristic reads those pointers' alignment from their values).
 // Invariant: the host never synchronizes or reads device memory; if cuBLASLt has no algorithm
 // for a problem, a simple tiled kernel computes it (counted: matmul.cuh) rather than failing.
 #include <cublasLt.h>
@@ -31,6 +36,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/logging.h"
 #include "kernels/cuda/matmul.cuh"
+#include "kernels/cuda/matmul_lt.h"
 #include "kernels/cuda/registry.h"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/kernel.h"
@@ -60,6 +66,10 @@ struct Gemm {
   const void* b;
   const void* bias;  // nullptr: no bias
   void* d;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;  // BIAS when bias (set by RunMatmulLt)
+  const void* aux = nullptr;  // GELU_AUX*: written; DGELU: read. Laid out as D, leading dim ld_aux
+  int64_t ld_aux = 0;
+  void* bias_grad = nullptr;  // BGRADA / BGRADB: the bias gradient (written)
 };
 
 cudaDataType_t CudaType(DType t) {
@@ -104,11 +114,20 @@ struct Descs {
     cublasOperation_t tb = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     ZT_LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     ZT_LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    if (g.bias) {
-      cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-      ZT_LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-      ZT_LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
-      // Bias type: D's (the default), i.e. the op's dtype. Batch stride 0: one bias for all.
+    if (g.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+      ZT_LT_CHECK(
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &g.epilogue, sizeof(g.epilogue)));
+    }
+    // The bias (read) or the bias gradient (written): D's type (the default), i.e. the op's dtype.
+    // Batch stride 0: one bias for all.
+    const void* vec = g.bias ? g.bias : g.bias_grad;
+    if (vec) ZT_LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vec, sizeof(vec)));
+    if (g.aux) {
+      // Aux type: D's (the default), i.e. the op's dtype, as the pre-activation value is.
+      ZT_LT_CHECK(
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g.aux, sizeof(g.aux)));
+      ZT_LT_CHECK(
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &g.ld_aux, sizeof(g.ld_aux)));
     }
     cudaDataType_t t = CudaType(g.dtype);
     Layout(a, t, g.a_rows, g.a_cols, g.lda, g.batch, g.stride_a);
@@ -141,25 +160,46 @@ std::map<AlgoKey, AlgoEntry>& Cache() {
   return *m;
 }
 
-AlgoKey KeyOf(int device, const Gemm& g, const uint32_t align[4], size_t ws) {
+AlgoKey KeyOf(int device, const Gemm& g, const uint32_t align[5], size_t ws) {
   return {device, static_cast<int64_t>(g.dtype), g.trans_a, g.trans_b,
           static_cast<int64_t>(g.a_rows), static_cast<int64_t>(g.a_cols), static_cast<int64_t>(g.b_rows),
           static_cast<int64_t>(g.b_cols), static_cast<int64_t>(g.d_rows), static_cast<int64_t>(g.d_cols),
           g.lda, g.ldb, g.ldd, g.stride_a, g.stride_b, g.stride_d, g.batch, g.bias != nullptr,
-          align[0], align[1], align[2], align[3], static_cast<int64_t>(ws), 0, 0, 0};
+          align[0], align[1], align[2], align[3], static_cast<int64_t>(ws), static_cast<int64_t>(g.epilogue),
+          align[4], g.ld_aux};
+}
+
+const char* EpilogueName(cublasLtEpilogue_t e) {
+  switch (e) {
+    case CUBLASLT_EPILOGUE_GELU_AUX: return " epilogue GELU_AUX";
+    case CUBLASLT_EPILOGUE_GELU_AUX_BIAS: return " epilogue GELU_AUX_BIAS";
+    case CUBLASLT_EPILOGUE_DGELU: return " epilogue DGELU";
+    case CUBLASLT_EPILOGUE_BGRADA: return " epilogue BGRADA";
+    case CUBLASLT_EPILOGUE_BGRADB: return " epilogue BGRADB";
+    default: return "";
+  }
 }
 
 std::string Describe(const Gemm& g) {
   return std::string("cuBLASLt ") + DTypeName(g.dtype) + " D[" + std::to_string(g.d_rows) + "x" +
          std::to_string(g.d_cols) + "] = A[" + std::to_string(g.a_rows) + "x" + std::to_string(g.a_cols) +
          (g.trans_a ? "]^T" : "]") + " B[" + std::to_string(g.b_rows) + "x" + std::to_string(g.b_cols) +
-         (g.trans_b ? "]^T" : "]") + " batch " + std::to_string(g.batch) + (g.bias ? " +bias" : "");
+         (g.trans_b ? "]^T" : "]") + " batch " + std::to_string(g.batch) + (g.bias ? " +bias" : "") +
+         EpilogueName(g.epilogue);
+}
+
+// What the caller runs instead when cuBLASLt cannot (for the warnings).
+const char* FallbackName(const Gemm& g) {
+  bool plain = g.epilogue == CUBLASLT_EPILOGUE_DEFAULT || g.epilogue == CUBLASLT_EPILOGUE_BIAS;
+  return plain ? "using the fallback kernel" : "using the unfused kernels";
 }
 
 AlgoEntry FindAlgo(cublasLtHandle_t h, int device, const Gemm& g, const Descs& d, size_t ws) {
   size_t elem = DTypeSize(g.dtype);
-  uint32_t align[4] = {AlignmentOf(g.a, g.stride_a, elem), AlignmentOf(g.b, g.stride_b, elem),
-                       AlignmentOf(g.d, g.stride_d, elem), g.bias ? AlignmentOf(g.bias, 0, elem) : 0u};
+  const void* vec = g.bias ? g.bias : g.bias_grad;
+  uint32_t align[5] = {AlignmentOf(g.a, g.stride_a, elem), AlignmentOf(g.b, g.stride_b, elem),
+                       AlignmentOf(g.d, g.stride_d, elem), vec ? AlignmentOf(vec, 0, elem) : 0u,
+                       g.aux ? AlignmentOf(g.aux, 0, elem) : 0u};
   AlgoKey key = KeyOf(device, g, align, ws);
   std::lock_guard<std::mutex> lock(g_cache_mu);
   auto it = Cache().find(key);
@@ -198,7 +238,7 @@ AlgoEntry FindAlgo(cublasLtHandle_t h, int device, const Gemm& g, const Descs& d
     ZT_LOG(WARNING) << "matmul: " << Describe(g) << " (alignments " << align[0] << "/" << align[1] << "/"
                     << align[2] << ", workspace " << ws << " B): no cuBLASLt algorithm ("
                     << (st == CUBLAS_STATUS_SUCCESS ? std::string("none returned") : LtError(st, "heuristic"))
-                    << "); using the fallback kernel";
+                    << "); " << FallbackName(g);
   }
   Cache().emplace(key, e);
   return e;
@@ -301,6 +341,22 @@ struct RowMajor {
   }
 };
 
+// The row-major problem of a matmul (see ir/ops/matmul.cc): out [batch.., m, n].
+struct MatmulDims {
+  int64_t m, n, k, batch_a, batch_b, batch;
+};
+
+MatmulDims DimsOf(const Tensor& A, const Tensor& B, const Tensor& out, bool ta, bool tb) {
+  const Shape& as = A.shape;
+  const Shape& bs = B.shape;
+  return {ta ? as[-1] : as[-2],
+          tb ? bs[-2] : bs[-1],
+          ta ? as[-2] : as[-1],
+          as.Product(0, as.rank() - 2),
+          bs.Product(0, bs.rank() - 2),
+          out.shape.Product(0, out.shape.rank() - 2)};
+}
+
 Status MatmulKernel(const KernelContext& c) {
   const Tensor& A = c.inputs[0];
   const Tensor& B = c.inputs[1];
@@ -308,111 +364,29 @@ Status MatmulKernel(const KernelContext& c) {
   const void* bias = c.inputs.size() == 3 ? c.inputs[2].data : nullptr;
   bool ta = c.attrs.GetBool("trans_a"), tb = c.attrs.GetBool("trans_b");
   ZT_CHECK(A.dtype == B.dtype && A.dtype == out.dtype);
-  const Shape& as = A.shape;
-  const Shape& bs = B.shape;
-  int64_t m = ta ? as[-1] : as[-2];
-  int64_t k = ta ? as[-2] : as[-1];
-  int64_t n = tb ? bs[-2] : bs[-1];
-  int64_t batch_a = as.Product(0, as.rank() - 2);
-  int64_t batch_b = bs.Product(0, bs.rank() - 2);
-  int64_t batch = out.shape.Product(0, out.shape.rank() - 2);
   if (out.numel() == 0) return OkStatus();
-  cudaStream_t s = CudaStreamOf(c.stream);
+  cuda_lt::MatmulCall call;
+  call.a = &A;
+  call.b = &B;
+  call.bias = bias;
+  call.out = &out;
+  call.trans_a = ta;
+  call.trans_b = tb;
+  ZT_ASSIGN_OR_RETURN(bool done, cuda_lt::RunMatmulLt(c, call));
+  if (done) return OkStatus();
 
-  bool fallback = g_force_fallback.load() || k == 0;  // k == 0: out = bias or 0, no GEMM to run
-  if (!fallback) {
-    size_t elem = DTypeSize(out.dtype);
-    // Operands as the row-major memory they are: height rows (batches stacked) of width elements.
-    RowMajor ra{A.data, batch_a * as[-2], as[-1], as[-1]};
-    RowMajor rb{B.data, batch_b * bs[-2], bs[-1], bs[-1]};
-    RowMajor rd{out.data, batch * m, n, n};
-
-    // The workspace: 256-byte aligned. Large problems with a misaligned operand (a row length
-    // that is not a multiple of 16 bytes, e.g. GPT-2's vocabulary of 50257, or a view at an odd
-    // offset) get 16-byte aligned padded copies carved from it first, because cuBLASLt's kernels
-    // for unaligned rows are several times slower; cuBLASLt gets min(the rest, 32 MiB).
-    uintptr_t base = reinterpret_cast<uintptr_t>(c.workspace.data);
-    size_t bytes = c.workspace.data ? c.workspace.nbytes() : 0;
-    uintptr_t cursor = (base + kWorkspaceAlign - 1) & ~(kWorkspaceAlign - 1);
-    uintptr_t limit = base + bytes;
-    double flops = 2.0 * static_cast<double>(batch) * m * n * k;
-    bool pad_a = false, pad_b = false, pad_d = false;
-    if (flops >= kPadMinFlops) {
-      pad_a = !ra.Aligned(elem);
-      pad_b = !rb.Aligned(elem);
-      pad_d = !rd.Aligned(elem);
-      size_t need = (pad_a ? ra.PaddedBytes(elem) : 0) + (pad_b ? rb.PaddedBytes(elem) : 0) +
-                    (pad_d ? rd.PaddedBytes(elem) : 0);
-      if (need == 0 || cursor + need > limit) pad_a = pad_b = pad_d = false;
-    }
-    RowMajor pa = ra, pb = rb, pd = rd;
-    if (pad_a) pa = ra.PaddedAt(&cursor, elem);
-    if (pad_b) pb = rb.PaddedAt(&cursor, elem);
-    if (pad_d) pd = rd.PaddedAt(&cursor, elem);
-    size_t ws = cursor < limit ? static_cast<size_t>(limit - cursor) : 0;
-    ws = ws < kMaxWorkspace ? ws & ~(size_t{kWorkspaceAlign} - 1) : kMaxWorkspace;
-    void* ws_ptr = ws ? reinterpret_cast<void*>(cursor) : nullptr;
-    if (pad_a) ZT_CUDA_CHECK(ra.CopyTo(pa, elem, s));
-    if (pad_b) ZT_CUDA_CHECK(rb.CopyTo(pb, elem, s));
-
-    Gemm g;
-    g.dtype = out.dtype;
-    g.trans_a = tb;
-    g.trans_b = ta;
-    g.a = pb.data;
-    g.b = pa.data;
-    g.bias = bias;
-    g.d = const_cast<void*>(pd.data);
-    int64_t rows = m;  // of the row-major output per GEMM
-    g.batch = static_cast<int32_t>(batch);
-    if (batch_b == 1 && batch_a == batch && !ta) {  // shared b: one GEMM over batch*m rows
-      rows = batch * m;
-      g.batch = 1;
-    }
-    ZT_CHECK_LE(batch, int64_t{0x7fffffff});
-    g.a_rows = tb ? k : n;  // = b's row length
-    g.a_cols = tb ? n : k;
-    g.lda = pb.pitch;
-    g.b_rows = ta ? rows : k;  // = a's row length
-    g.b_cols = ta ? k : rows;
-    g.ldb = pa.pitch;
-    g.d_rows = n;
-    g.d_cols = rows;
-    g.ldd = pd.pitch;
-    g.stride_a = batch_b == 1 ? 0 : bs[-2] * pb.pitch;
-    g.stride_b = batch_a == 1 ? 0 : as[-2] * pa.pitch;
-    g.stride_d = m * pd.pitch;
-    if (g.batch == 1) g.stride_a = g.stride_b = g.stride_d = 0;  // unused; keeps alignments honest
-
-    auto& backend = static_cast<CudaBackend&>(c.backend);
-    cublasLtHandle_t h = backend.cublaslt();
-    Descs d(g);
-    AlgoEntry e = FindAlgo(h, backend.device(), g, d, ws);
-    if (e.found) {
-      const float alpha = 1.0f, beta = 0.0f;
-      cublasStatus_t st =
-          cublasLtMatmul(h, d.op, &alpha, g.a, d.a, g.b, d.b, &beta, g.d, d.d, g.d, d.d, &e.algo, ws_ptr, ws, s);
-      if (st == CUBLAS_STATUS_SUCCESS) {
-        if (pad_a || pad_b || pad_d) g_padded.fetch_add(1);
-        if (pad_d) ZT_CUDA_CHECK(pd.CopyTo(rd, elem, s));
-        return OkStatus();
-      }
-      if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) {
-        return Internal("matmul: " + LtError(st, Describe(g)));
-      }
-      ZT_LOG(WARNING) << "matmul: " << LtError(st, Describe(g)) << "; using the fallback kernel";
-    }
-    fallback = true;
-  }
-
+  // k == 0 (out = bias or 0, no GEMM to run), forced, or no cuBLASLt algorithm.
   g_fallbacks.fetch_add(1);
-  int64_t stride_a = batch_a == 1 ? 0 : m * k;
-  int64_t stride_b = batch_b == 1 ? 0 : k * n;
+  const MatmulDims md = DimsOf(A, B, out, ta, tb);
+  const int64_t m = md.m, n = md.n, k = md.k, batch = md.batch;
+  int64_t stride_a = md.batch_a == 1 ? 0 : m * k;
+  int64_t stride_b = md.batch_b == 1 ? 0 : k * n;
   ZT_CHECK_LE((n + kTile - 1) / kTile, int64_t{0x7fffffff});
   int64_t row_tiles = (m + kTile - 1) / kTile;
   dim3 grid(static_cast<unsigned>((n + kTile - 1) / kTile), static_cast<unsigned>(row_tiles < 65535 ? row_tiles : 65535),
             static_cast<unsigned>(batch < 65535 ? batch : 65535));
   dim3 block(kTile, kTile);
+  cudaStream_t s = CudaStreamOf(c.stream);
   dev::DispatchFloat(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     matmul_fallback_kernel<T><<<grid, block, 0, s>>>(static_cast<const T*>(A.data), static_cast<const T*>(B.data),
@@ -423,7 +397,145 @@ Status MatmulKernel(const KernelContext& c) {
   return OkStatus();
 }
 
+// The cuBLASLt epilogue of a call (in the column-major problem our b is cuBLASLt's A: a bias
+// gradient over our b is BGRADA, over our a BGRADB).
+cublasLtEpilogue_t LtEpilogueOf(const cuda_lt::MatmulCall& call) {
+  using cuda_lt::Epilogue;
+  switch (call.epilogue) {
+    case Epilogue::kNone: return call.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    case Epilogue::kGeluAux: return call.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case Epilogue::kDGelu: return CUBLASLT_EPILOGUE_DGELU;
+    case Epilogue::kBiasGradA: return CUBLASLT_EPILOGUE_BGRADB;
+    case Epilogue::kBiasGradB: return CUBLASLT_EPILOGUE_BGRADA;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
 }  // namespace
+
+namespace cuda_lt {
+
+StatusOr<bool> RunMatmulLt(const KernelContext& c, const MatmulCall& call) {
+  const Tensor& A = *call.a;
+  const Tensor& B = *call.b;
+  const Tensor& out = *call.out;
+  const bool ta = call.trans_a, tb = call.trans_b;
+  ZT_CHECK(A.dtype == B.dtype && A.dtype == out.dtype);
+  const MatmulDims md = DimsOf(A, B, out, ta, tb);
+  const int64_t m = md.m, n = md.n, k = md.k, batch = md.batch;
+  const int64_t batch_a = md.batch_a, batch_b = md.batch_b;
+  const Shape& as = A.shape;
+  const Shape& bs = B.shape;
+  const bool epilogue = call.epilogue != Epilogue::kNone;
+  const bool uses_aux = call.epilogue == Epilogue::kGeluAux || call.epilogue == Epilogue::kDGelu;
+  const bool bias_grad = call.epilogue == Epilogue::kBiasGradA || call.epilogue == Epilogue::kBiasGradB;
+  ZT_CHECK(!uses_aux || call.aux != nullptr) << "matmul epilogue without its aux matrix";
+  ZT_CHECK(!bias_grad || (call.bias_grad != nullptr && call.bias == nullptr && ta && !tb && as.rank() == 2 &&
+                          bs.rank() == 2))
+      << "bias-gradient epilogue: a^T b of rank-2 operands, no bias";
+  ZT_CHECK(call.epilogue != Epilogue::kDGelu || call.bias == nullptr) << "DGELU takes no bias";
+  if (g_force_fallback.load() || k == 0 || out.numel() == 0) return false;
+  if (uses_aux && (n % 8 != 0 || !Aligned16(call.aux))) return false;  // EPILOGUE_AUX_LD = n
+  if (bias_grad && !Aligned16(call.bias_grad)) return false;
+  cudaStream_t s = CudaStreamOf(c.stream);
+
+  size_t elem = DTypeSize(out.dtype);
+  // Operands as the row-major memory they are: height rows (batches stacked) of width elements.
+  RowMajor ra{A.data, batch_a * as[-2], as[-1], as[-1]};
+  RowMajor rb{B.data, batch_b * bs[-2], bs[-1], bs[-1]};
+  RowMajor rd{out.data, batch * m, n, n};
+
+  // The workspace: 256-byte aligned. Large problems with a misaligned operand (a row length
+  // that is not a multiple of 16 bytes, e.g. GPT-2's vocabulary of 50257, or a view at an odd
+  // offset) get 16-byte aligned padded copies carved from it first, because cuBLASLt's kernels
+  // for unaligned rows are several times slower; cuBLASLt gets min(the rest, 32 MiB). An
+  // epilogue's aux matrix would need a padded copy too: those problems take the caller's
+  // fallback, whose plain matmul pads.
+  uintptr_t base = reinterpret_cast<uintptr_t>(c.workspace.data);
+  size_t bytes = c.workspace.data ? c.workspace.nbytes() : 0;
+  uintptr_t cursor = (base + kWorkspaceAlign - 1) & ~(kWorkspaceAlign - 1);
+  uintptr_t limit = base + bytes;
+  double flops = 2.0 * static_cast<double>(batch) * m * n * k;
+  bool pad_a = false, pad_b = false, pad_d = false;
+  if (flops >= kPadMinFlops) {
+    pad_a = !ra.Aligned(elem);
+    pad_b = !rb.Aligned(elem);
+    pad_d = !rd.Aligned(elem);
+    if (epilogue && (pad_a || pad_b || pad_d)) return false;
+    size_t need = (pad_a ? ra.PaddedBytes(elem) : 0) + (pad_b ? rb.PaddedBytes(elem) : 0) +
+                  (pad_d ? rd.PaddedBytes(elem) : 0);
+    if (need == 0 || cursor + need > limit) pad_a = pad_b = pad_d = false;
+  }
+  RowMajor pa = ra, pb = rb, pd = rd;
+  if (pad_a) pa = ra.PaddedAt(&cursor, elem);
+  if (pad_b) pb = rb.PaddedAt(&cursor, elem);
+  if (pad_d) pd = rd.PaddedAt(&cursor, elem);
+  size_t ws = cursor < limit ? static_cast<size_t>(limit - cursor) : 0;
+  ws = ws < kMaxWorkspace ? ws & ~(size_t{kWorkspaceAlign} - 1) : kMaxWorkspace;
+  void* ws_ptr = ws ? reinterpret_cast<void*>(cursor) : nullptr;
+
+  Gemm g;
+  g.dtype = out.dtype;
+  g.trans_a = tb;
+  g.trans_b = ta;
+  g.a = pb.data;
+  g.b = pa.data;
+  g.bias = call.bias;
+  g.d = const_cast<void*>(pd.data);
+  int64_t rows = m;  // of the row-major output per GEMM
+  g.batch = static_cast<int32_t>(batch);
+  if (batch_b == 1 && batch_a == batch && !ta) {  // shared b: one GEMM over batch*m rows
+    rows = batch * m;
+    g.batch = 1;
+  }
+  ZT_CHECK_LE(batch, int64_t{0x7fffffff});
+  if (epilogue && g.batch != 1) return false;  // no aux / bias-gradient batch strides
+  g.a_rows = tb ? k : n;  // = b's row length
+  g.a_cols = tb ? n : k;
+  g.lda = pb.pitch;
+  g.b_rows = ta ? rows : k;  // = a's row length
+  g.b_cols = ta ? k : rows;
+  g.ldb = pa.pitch;
+  g.d_rows = n;
+  g.d_cols = rows;
+  g.ldd = pd.pitch;
+  g.stride_a = batch_b == 1 ? 0 : bs[-2] * pb.pitch;
+  g.stride_b = batch_a == 1 ? 0 : as[-2] * pa.pitch;
+  g.stride_d = m * pd.pitch;
+  if (g.batch == 1) g.stride_a = g.stride_b = g.stride_d = 0;  // unused; keeps alignments honest
+  g.epilogue = LtEpilogueOf(call);
+  if (uses_aux) {
+    g.aux = call.aux;
+    g.ld_aux = n;  // laid out as out (never padded on this path)
+  }
+  g.bias_grad = call.bias_grad;
+
+  auto& backend = static_cast<CudaBackend&>(c.backend);
+  cublasLtHandle_t h = backend.cublaslt();
+  Descs d(g);
+  AlgoEntry e = FindAlgo(h, backend.device(), g, d, ws);
+  if (!e.found) return false;
+  // Padded copies once an algorithm is known (they write only the workspace).
+  if (pad_a) ZT_CUDA_CHECK(ra.CopyTo(pa, elem, s));
+  if (pad_b) ZT_CUDA_CHECK(rb.CopyTo(pb, elem, s));
+  const float alpha = 1.0f, beta = 0.0f;
+  cublasStatus_t st =
+      cublasLtMatmul(h, d.op, &alpha, g.a, d.a, g.b, d.b, &beta, g.d, d.d, g.d, d.d, &e.algo, ws_ptr, ws, s);
+  if (st == CUBLAS_STATUS_SUCCESS) {
+    if (pad_a || pad_b || pad_d) g_padded.fetch_add(1);
+    if (pad_d) ZT_CUDA_CHECK(pd.CopyTo(rd, elem, s));
+    return true;
+  }
+  if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) {
+    return Internal("matmul: " + LtError(st, Describe(g)));
+  }
+  ZT_LOG(WARNING) << "matmul: " << LtError(st, Describe(g)) << "; " << FallbackName(g);
+  return false;
+}
+
+}  // namespace cuda_lt
 
 int64_t MatmulCudaFallbackCount() { return g_fallbacks.load(); }
 int64_t MatmulCudaPaddedCount() { return g_padded.load(); }

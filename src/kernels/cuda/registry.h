@@ -19,6 +19,7 @@ void RegisterAdamWCudaKernels(KernelRegistry& r);
 void RegisterOptimUtilsCudaKernels(KernelRegistry& r);
 void RegisterCollectiveCudaKernels(KernelRegistry& r);
 void RegisterFlatCudaKernels(KernelRegistry& r);
+void RegisterMatmulEpilogueCudaKernels(KernelRegistry& r);
 // All of the above.
 void RegisterCudaKernels(KernelRegistry& r);
 }  // namespace zt
