@@ -190,4 +190,54 @@ void ExpectFusedBitwiseEqualUnfusedOnCuda(const NormFamily& f, DType dt, int64_t
   for (size_t k = 0; k < bnames.size(); ++k) ExpectBitwiseEqual(bnames[k], dt, bplain[k], bfused[k]);
 }
 
+void CompareFusedForwardPathsWithCpu(const NormFamily& f, const std::vector<Shape>& large) {
+  const Shape shapes[] = {{1, 1},    {3, 7},    {1, 33},    {3, 768},   {7, 1000}, {5, 4097},
+                          {4, 4096}, {2, 4096}, {3, 12000}, {2, 20000}, {2, 3, 33}};
+  for (DType dt : kNormFloatTypes) {
+    for (const Shape& s : shapes) CompareFusedForwardWithCpu(f, dt, s);
+  }
+  for (const Shape& s : large) {
+    CompareFusedForwardWithCpu(f, DType::kBF16, s);
+    CompareFusedForwardWithCpu(f, DType::kF32, s);
+  }
+}
+
+void CompareResidualBackwardPathsWithCpu(const NormFamily& f, const std::vector<int64_t>& widths,
+                                         const std::vector<Shape>& large) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (int64_t rows : {1, 7, 33}) {
+      for (int64_t c : widths) CompareResidualBackwardWithCpu(f, dt, Shape{rows, c});
+    }
+    for (const Shape& s : {Shape{1000, 768}, Shape{2048, 3072}, Shape{4, 4096}, Shape{3, 12000}}) {
+      CompareResidualBackwardWithCpu(f, dt, s);
+    }
+  }
+  for (const Shape& s : large) CompareResidualBackwardWithCpu(f, DType::kBF16, s);
+  for (const Shape& s : {Shape{3, 7}, Shape{7, 768}, Shape{4, 4096}, Shape{2, 20000}, Shape{2, 3, 33}}) {
+    CompareResidualBackwardWithCpu(f, DType::kF16, s);
+  }
+}
+
+void CompareFusedMisalignedWithCpu(const NormFamily& f) {
+  for (DType dt : kNormFloatTypes) {
+    const size_t es = DTypeSize(dt);
+    for (int64_t c : {int64_t{8}, int64_t{768}, int64_t{4096}}) {
+      CompareFusedDirectWithCpu(f, dt, 5, c, es, 0, 0, 0, es);   // a; dresidual
+      CompareFusedDirectWithCpu(f, dt, 5, c, 0, es, 0, es, 0);   // b; the backward's other tensors
+      CompareFusedDirectWithCpu(f, dt, 33, c, 0, 0, es, es, es);  // sum; everything
+      CompareFusedDirectWithCpu(f, dt, 7, c, 0, 0, 0, 0, 0);     // aligned: the vector path
+    }
+  }
+}
+
+void ExpectFusedBitwiseEqualUnfusedOnEveryPath(const NormFamily& f) {
+  for (DType dt : kNormFloatTypes) {
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{16384, 768}, {2048, 4096}, {4, 4096}, {3, 7}, {33, 1032},
+                           {7, 3072}, {5, 8200}, {2, 20000}}) {
+      ExpectFusedBitwiseEqualUnfusedOnCuda(f, dt, rows, c, 0);
+    }
+    ExpectFusedBitwiseEqualUnfusedOnCuda(f, dt, 100, 768, DTypeSize(dt));
+  }
+}
+
 }  // namespace zt::testing

@@ -61,4 +61,18 @@ void CompareFusedDirectWithCpu(const NormFamily& f, DType dt, int64_t rows, int6
 // against norm_bwd(...) then add(dx, dres): every output bit for bit (tensors at `offset`).
 void ExpectFusedBitwiseEqualUnfusedOnCuda(const NormFamily& f, DType dt, int64_t rows, int64_t c, size_t offset);
 
+// The sweeps both families run (each test skips without a GPU first):
+// the fused forward on every forward path (vector and scalar widths, one- and multi-warp teams,
+// the loop kernel) in every float type, and `large` (f32 and bf16);
+void CompareFusedForwardPathsWithCpu(const NormFamily& f, const std::vector<Shape>& large);
+// the dresidual backward on every backward path (rows 1, 7, 33 x `widths`, then many rows and
+// blocks, a loop-kernel width, the 4 x 4096 shape and `large`) in f32 and bf16, a few in f16;
+void CompareResidualBackwardPathsWithCpu(const NormFamily& f, const std::vector<int64_t>& widths,
+                                         const std::vector<Shape>& large);
+// a, b, sum or dresidual misaligned alone (each forces the scalar path), everything misaligned,
+// everything aligned, for C = 8, 768, 4096 in every float type;
+void CompareFusedMisalignedWithCpu(const NormFamily& f);
+// fused against unfused on CUDA on every path (and misaligned), every float type.
+void ExpectFusedBitwiseEqualUnfusedOnEveryPath(const NormFamily& f);
+
 }  // namespace zt::testing

@@ -80,61 +80,25 @@ TEST(CudaRmsNorm, BackwardPaths) {
 // the loop kernel (20000), the GPT-2 and Llama-8B widths.
 TEST(CudaRmsNorm, FusedForwardMatchesCpu) {
   ZT_SKIP_WITHOUT_CUDA();
-  const Shape shapes[] = {{1, 1},    {3, 7},    {1, 33},    {3, 768},   {7, 1000}, {5, 4097},
-                          {4, 4096}, {2, 4096}, {3, 12000}, {2, 20000}, {2, 3, 33}};
-  for (DType dt : kFloatTypes) {
-    for (const Shape& s : shapes) testing::CompareFusedForwardWithCpu(kRmsNormFamily, dt, s);
-  }
-  testing::CompareFusedForwardWithCpu(kRmsNormFamily, DType::kBF16, Shape{16384, 768});
-  testing::CompareFusedForwardWithCpu(kRmsNormFamily, DType::kBF16, Shape{2048, 4096});
-  testing::CompareFusedForwardWithCpu(kRmsNormFamily, DType::kF32, Shape{2048, 4096});
+  testing::CompareFusedForwardPathsWithCpu(kRmsNormFamily, {Shape{16384, 768}, Shape{2048, 4096}});
 }
 
 // The dresidual backward on every path of BackwardPaths, and the GPT-2 and Llama-8B shapes.
 TEST(CudaRmsNorm, ResidualBackwardPaths) {
   ZT_SKIP_WITHOUT_CUDA();
-  for (DType dt : {DType::kF32, DType::kBF16}) {
-    for (int64_t rows : {1, 7, 33}) {
-      for (int64_t c : {3, 512, 769, 768, 1024, 1032, 3072, 8192, 8200}) {
-        testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{rows, c});
-      }
-    }
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{1000, 768});
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{2048, 3072});
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{4, 4096});
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{3, 12000});
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, dt, Shape{2048, 4096});
-  }
-  testing::CompareResidualBackwardWithCpu(kRmsNormFamily, DType::kBF16, Shape{16384, 768});
-  for (const Shape& s : {Shape{3, 7}, Shape{7, 768}, Shape{4, 4096}, Shape{2, 20000}, Shape{2, 3, 33}}) {
-    testing::CompareResidualBackwardWithCpu(kRmsNormFamily, DType::kF16, s);
-  }
+  testing::CompareResidualBackwardPathsWithCpu(kRmsNormFamily, {3, 512, 769, 768, 1024, 1032, 3072, 8192, 8200},
+                                               {Shape{16384, 768}, Shape{2048, 4096}, Shape{1, 2048, 4096}});
 }
 
-// Each of a, b, sum, dresidual misaligned alone (the scalar path), and everything misaligned.
 TEST(CudaRmsNorm, FusedMisalignedTensors) {
   ZT_SKIP_WITHOUT_CUDA();
-  for (DType dt : kFloatTypes) {
-    const size_t es = DTypeSize(dt);
-    for (int64_t c : {int64_t{8}, int64_t{768}, int64_t{4096}}) {
-      testing::CompareFusedDirectWithCpu(kRmsNormFamily, dt, 5, c, es, 0, 0, 0, es);
-      testing::CompareFusedDirectWithCpu(kRmsNormFamily, dt, 5, c, 0, es, 0, es, 0);
-      testing::CompareFusedDirectWithCpu(kRmsNormFamily, dt, 33, c, 0, 0, es, es, es);
-      testing::CompareFusedDirectWithCpu(kRmsNormFamily, dt, 7, c, 0, 0, 0, 0, 0);
-    }
-  }
+  testing::CompareFusedMisalignedWithCpu(kRmsNormFamily);
 }
 
 // The fused kernels are the unfused ones plus `add`, to the bit, on every path.
 TEST(CudaRmsNorm, FusedIsBitIdenticalToUnfused) {
   ZT_SKIP_WITHOUT_CUDA();
-  for (DType dt : kFloatTypes) {
-    for (auto [rows, c] : {std::pair<int64_t, int64_t>{2048, 4096}, {16384, 768}, {4, 4096}, {3, 7}, {33, 1032},
-                           {7, 3072}, {5, 8200}, {2, 20000}}) {
-      testing::ExpectFusedBitwiseEqualUnfusedOnCuda(kRmsNormFamily, dt, rows, c, 0);
-    }
-    testing::ExpectFusedBitwiseEqualUnfusedOnCuda(kRmsNormFamily, dt, 100, 768, DTypeSize(dt));
-  }
+  testing::ExpectFusedBitwiseEqualUnfusedOnEveryPath(kRmsNormFamily);
 }
 
 // ---- Direct runs ----
