@@ -51,7 +51,8 @@ std::vector<std::string> BwdNames(const NormFamily& f) {
 // a, b (at their offsets), w (, bias) for the fused forward; its outputs (sum at off_sum).
 std::vector<DirectTensor> FusedInputs(const NormFamily& f, DType dt, int64_t rows, int64_t c, size_t off_a,
                                       size_t off_b) {
-  std::vector<DirectTensor> in = {RandomIn(dt, {rows, c}, f.seed + 4, off_a), RandomIn(dt, {rows, c}, f.seed + 5, off_b)};
+  std::vector<DirectTensor> in = {RandomIn(dt, {rows, c}, f.seed + 4, off_a),
+                                  RandomIn(dt, {rows, c}, f.seed + 5, off_b)};
   Append(in, Weights(f, dt, c, 0));
   return in;
 }

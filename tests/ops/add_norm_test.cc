@@ -164,7 +164,8 @@ void ExpectFusedBitIdentical(bool layernorm, const Shape& xs, DType dt, bool dre
     int64_t differ = 0;
     for (size_t i = 0; i < want.size(); ++i) {
       if (std::memcmp(&want[i], &got[i], sizeof(float)) != 0 && differ++ < 3) {
-        ADD_FAILURE() << "%" << fused << "[" << i << "] = " << got[i] << ", %" << plain << "[" << i << "] = " << want[i];
+        ADD_FAILURE() << "%" << fused << "[" << i << "] = " << got[i] << ", %" << plain << "[" << i
+                      << "] = " << want[i];
       }
     }
     EXPECT_EQ(differ, 0) << differ << " of " << want.size() << " elements of %" << fused << " differ from %" << plain;
