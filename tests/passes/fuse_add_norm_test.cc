@@ -14,6 +14,7 @@
 #include "models/gpt2.h"
 #include "models/llama.h"
 #include "passes/fuse_add_norm.h"
+#include "passes/pass_text.h"
 #include "passes/zero.h"
 #include "runtime/engine.h"
 
@@ -181,31 +182,10 @@ TEST(FuseAddNorm, LlamaStepGraphs) {
 
 // ---- Before/after IR text ----
 
-std::unique_ptr<ir::Graph> Parse(const std::string& text) {
-  auto g = ir::ParseGraph(text);
-  ZT_CHECK(g.ok()) << g.status().ToString();
-  Status v = ir::Verify(**g);
-  ZT_CHECK(v.ok()) << v.ToString();
-  return std::move(*g);
-}
-
-// Runs the pass on `before`; expects the printed result to be `after` (the input unchanged when
-// `after` is empty), Run to say whether anything changed, and a second run to change nothing.
+// Runs the pass on `before`; expects `after` (unchanged when empty), see pass_text.h.
 void ExpectFusion(const std::string& before, const std::string& after) {
-  auto g = Parse(before);
-  ASSERT_EQ(ir::PrintGraph(*g), before) << "test texts are written in printer form";
   FuseAddNorm pass;
-  auto changed = pass.Run(*g);
-  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
-  std::string printed = ir::PrintGraph(*g);
-  EXPECT_EQ(printed, after.empty() ? before : after);
-  EXPECT_EQ(*changed, !after.empty());
-  Status v = ir::Verify(*g);
-  EXPECT_TRUE(v.ok()) << v.ToString();
-  auto again = pass.Run(*g);
-  ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(*again);
-  EXPECT_EQ(ir::PrintGraph(*g), printed);
+  testing::ExpectRewrite(pass, before, after);
 }
 
 // The forward pair with a (ZeRO-3-like) view of the weight between them: the fused node takes
