@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/settings.h"
+#include "passes/fuse_add_norm.h"
 #include "passes/fuse_matmul_epilogue.h"
 
 namespace zt::passes {
@@ -22,6 +23,7 @@ std::vector<std::shared_ptr<Pass>> FusionPasses() {
   std::vector<std::shared_ptr<Pass>> out;
   if (!FusionEnabled()) return out;
   // Each fusion pass adds itself here, in the order it must run.
+  out.push_back(std::make_shared<FuseAddNorm>());
   out.push_back(std::make_shared<FuseMatmulEpilogue>());
   return out;
 }

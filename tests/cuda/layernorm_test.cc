@@ -6,10 +6,16 @@
 // multi-warp teams, several combination windows, loop kernels) with 1, 7, 33 and many rows.
 // Direct runs reach the misaligned (scalar) path, zero rows (dw = db = 0), and check that the
 // backward is bit-identical from run to run (its dw/db reduction order is fixed).
+// The fused residual forms (add_layernorm; layernorm_bwd with dresidual) against the CPU on every
+// path above (vector and scalar register kernels, one-warp and multi-warp teams, combination
+// windows, the loop kernels, the GPT-2 shape), misaligned a, b, sum or dresidual alone (each
+// forces the scalar path), and bit for bit against layernorm / layernorm_bwd followed by `add`
+// on CUDA (norm_test_util.h).
 #include <gtest/gtest.h>
 
 #include "direct_kernel.h"
 #include "ir/ops/layernorm.h"
+#include "norm_test_util.h"
 #include "support/device_compare.h"
 #include "support/graph_runner.h"
 
@@ -19,8 +25,9 @@ namespace {
 using testing::CompareOptions;
 using testing::CompareWithCpu;
 using testing::DirectTensor;
+using testing::kLayerNormFamily;
 
-const DType kFloatTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+const auto& kFloatTypes = testing::kNormFloatTypes;
 
 std::vector<ir::Value*> BuildLayerNorm(ir::Builder& b, const std::vector<ir::Value*>& v) {
   auto r = ir::ops::LayerNorm(b, v[0], v[1], v[2], 1e-5, "ln");
@@ -77,45 +84,43 @@ TEST(CudaLayerNorm, BackwardPaths) {
   }
 }
 
+// The fused forward on every forward path: vector and scalar widths, one- and multi-warp teams,
+// the loop kernel (20000), the GPT-2 shape.
+TEST(CudaLayerNorm, FusedForwardMatchesCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareFusedForwardPathsWithCpu(kLayerNormFamily, {Shape{16384, 768}, Shape{16, 1024, 768}});
+}
+
+// The dresidual backward on every path of BackwardPaths, and the GPT-2 shape.
+TEST(CudaLayerNorm, ResidualBackwardPaths) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareResidualBackwardPathsWithCpu(kLayerNormFamily, {3, 256, 512, 769, 768, 1024, 1032, 3072, 8192, 8200},
+                                               {Shape{16384, 768}, Shape{16, 1024, 768}});
+}
+
+TEST(CudaLayerNorm, FusedMisalignedTensors) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareFusedMisalignedWithCpu(kLayerNormFamily);
+}
+
+// The fused kernels are the unfused ones plus `add`, to the bit, on every path.
+TEST(CudaLayerNorm, FusedIsBitIdenticalToUnfused) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::ExpectFusedBitwiseEqualUnfusedOnEveryPath(kLayerNormFamily);
+}
+
 // ---- Direct runs ----
 
-std::unique_ptr<Backend>& Cuda() {
-  static std::unique_ptr<Backend> b = testing::MakeCudaBackend();
-  return b;
-}
-
+Backend& Cuda() { return testing::CudaForNormTests(); }
 DirectTensor In(DType dt, Shape s, uint64_t seed, size_t offset, float lo = -1.0f, float hi = 1.0f) {
-  DirectTensor t;
-  t.dtype = dt;
-  t.shape = std::move(s);
-  t.bytes = testing::ToBytes(dt, testing::RandomUniform(t.shape.numel(), seed, lo, hi));
-  t.offset = offset;
-  return t;
+  return testing::RandomIn(dt, std::move(s), seed, offset, lo, hi);
 }
-
-DirectTensor Out(DType dt, Shape s, size_t offset) {
-  DirectTensor t;
-  t.dtype = dt;
-  t.shape = std::move(s);
-  t.offset = offset;
-  return t;
-}
-
-// The backward's inputs for rows x c: dy, x, w, and the CPU forward's mean and rstd.
+DirectTensor Out(DType dt, Shape s, size_t offset) { return testing::OutAt(dt, std::move(s), offset); }
 std::vector<DirectTensor> BwdInputs(DType dt, int64_t rows, int64_t c, size_t offset) {
-  DirectTensor x = In(dt, {rows, c}, 11, offset), w = In(dt, {c}, 12, offset, 0.5f, 1.5f);
-  DirectTensor b = In(dt, {c}, 13, offset);
-  CpuBackend cpu;
-  auto stats = testing::RunKernelDirect(cpu, "layernorm", {}, {x, w, b},
-                                        {Out(dt, {rows, c}, 0), Out(DType::kF32, {rows}, 0), Out(DType::kF32, {rows}, 0)});
-  DirectTensor mean = Out(DType::kF32, {rows}, 0), rstd = Out(DType::kF32, {rows}, 0);
-  mean.bytes = stats[1];
-  rstd.bytes = stats[2];
-  return {In(dt, {rows, c}, 14, offset), x, w, mean, rstd};
+  return testing::NormBwdInputs(kLayerNormFamily, dt, rows, c, offset);
 }
-
 std::vector<DirectTensor> BwdOutputs(DType dt, int64_t rows, int64_t c, size_t offset) {
-  return {Out(dt, {rows, c}, offset), Out(dt, {c}, offset), Out(dt, {c}, offset)};
+  return testing::NormBwdOutputs(kLayerNormFamily, dt, rows, c, offset);
 }
 
 TEST(CudaLayerNorm, MisalignedTensors) {
@@ -130,7 +135,7 @@ TEST(CudaLayerNorm, MisalignedTensors) {
                                        Out(DType::kF32, {rows}, 4)};
       CpuBackend cpu;
       auto ref = testing::RunKernelDirect(cpu, "layernorm", {}, in, out);
-      auto got = testing::RunKernelDirect(*Cuda(), "layernorm", {}, in, out);
+      auto got = testing::RunKernelDirect(Cuda(), "layernorm", {}, in, out);
       testing::ExpectNear("y", dt, ref[0], got[0], testing::DefaultTolerance(dt));
       testing::ExpectNear("mean", DType::kF32, ref[1], got[1], testing::DefaultTolerance(DType::kF32));
       testing::ExpectNear("rstd", DType::kF32, ref[2], got[2], testing::DefaultTolerance(DType::kF32));
@@ -138,7 +143,7 @@ TEST(CudaLayerNorm, MisalignedTensors) {
       auto bin = BwdInputs(dt, rows, c, es);
       auto bout = BwdOutputs(dt, rows, c, es);
       auto bref = testing::RunKernelDirect(cpu, "layernorm_bwd", {}, bin, bout);
-      auto bgot = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, bin, bout);
       const char* names[] = {"dx", "dw", "db"};
       for (int k = 0; k < 3; ++k) testing::ExpectNear(names[k], dt, bref[k], bgot[k], testing::DefaultTolerance(dt));
     }
@@ -156,7 +161,7 @@ TEST(CudaLayerNorm, MisalignedManyRows) {
       auto bin = BwdInputs(dt, rows, c, es);
       auto bout = BwdOutputs(dt, rows, c, es);
       auto bref = testing::RunKernelDirect(cpu, "layernorm_bwd", {}, bin, bout);
-      auto bgot = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, bin, bout);
       const char* names[] = {"dx", "dw", "db"};
       for (int k = 0; k < 3; ++k) testing::ExpectNear(names[k], dt, bref[k], bgot[k], testing::DefaultTolerance(dt));
     }
@@ -170,8 +175,8 @@ TEST(CudaLayerNorm, BackwardIsBitIdenticalRunToRun) {
       SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
       auto in = BwdInputs(dt, rows, c, 0);
       auto out = BwdOutputs(dt, rows, c, 0);
-      auto a = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, out);
-      auto b = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, out);
+      auto a = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, in, out);
+      auto b = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, in, out);
       const char* names[] = {"dx", "dw", "db"};
       for (int k = 0; k < 3; ++k) testing::ExpectBitwiseEqual(names[k], dt, a[k], b[k]);
     }
@@ -183,10 +188,21 @@ TEST(CudaLayerNorm, BackwardOfNoRowsIsZero) {
   const int64_t c = 33;
   std::vector<DirectTensor> in = {In(DType::kF32, {0, c}, 1, 0), In(DType::kF32, {0, c}, 2, 0),
                                   In(DType::kF32, {c}, 3, 0), In(DType::kF32, {0}, 4, 0), In(DType::kF32, {0}, 5, 0)};
-  auto got = testing::RunKernelDirect(*Cuda(), "layernorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
+  auto got = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
   auto zeros = testing::ToBytes(DType::kF32, std::vector<float>(c, 0.0f));
   testing::ExpectBitwiseEqual("dw", DType::kF32, zeros, got[1]);
   testing::ExpectBitwiseEqual("db", DType::kF32, zeros, got[2]);
+  // With a dresidual, and the fused forward of no rows (nothing to write, no launch).
+  in.push_back(In(DType::kF32, {0, c}, 6, 0));
+  got = testing::RunKernelDirect(Cuda(), "layernorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
+  testing::ExpectBitwiseEqual("dw", DType::kF32, zeros, got[1]);
+  testing::ExpectBitwiseEqual("db", DType::kF32, zeros, got[2]);
+  got = testing::RunKernelDirect(Cuda(), "add_layernorm", {},
+                                 {In(DType::kF32, {0, c}, 1, 0), In(DType::kF32, {0, c}, 2, 0),
+                                  In(DType::kF32, {c}, 3, 0), In(DType::kF32, {c}, 4, 0)},
+                                 {Out(DType::kF32, {0, c}, 0), Out(DType::kF32, {0, c}, 0), Out(DType::kF32, {0}, 0),
+                                  Out(DType::kF32, {0}, 0)});
+  EXPECT_EQ(got.size(), 4u);
 }
 
 }  // namespace

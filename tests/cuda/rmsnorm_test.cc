@@ -4,10 +4,15 @@
 // 20000 in both), 1 and 3 rows, rank-3 inputs, and the Llama-8B shape (2048 x 4096); BackwardPaths
 // covers every backward kernel class with 1, 7, 33 and many rows. Direct runs reach the misaligned
 // (scalar) path, zero rows (dw = 0), and check that the backward is bit-identical from run to run.
+// The fused residual forms (add_rmsnorm; rmsnorm_bwd with dresidual) against the CPU on the same
+// paths (and the GPT-2 and Llama shapes), misaligned a, b, sum or dresidual alone (each forces the
+// scalar path), and bit for bit against rmsnorm / rmsnorm_bwd followed by `add` on CUDA
+// (norm_test_util.h).
 #include <gtest/gtest.h>
 
 #include "direct_kernel.h"
 #include "ir/ops/rmsnorm.h"
+#include "norm_test_util.h"
 #include "support/device_compare.h"
 #include "support/graph_runner.h"
 
@@ -17,8 +22,9 @@ namespace {
 using testing::CompareOptions;
 using testing::CompareWithCpu;
 using testing::DirectTensor;
+using testing::kRmsNormFamily;
 
-const DType kFloatTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+const auto& kFloatTypes = testing::kNormFloatTypes;
 
 std::vector<ir::Value*> BuildRmsNorm(ir::Builder& b, const std::vector<ir::Value*>& v) {
   auto r = ir::ops::RmsNorm(b, v[0], v[1], 1e-6, "rms");
@@ -70,42 +76,43 @@ TEST(CudaRmsNorm, BackwardPaths) {
   CompareRmsNorm(DType::kBF16, Shape{16384, 768}, true);
 }
 
+// The fused forward on every forward path: vector and scalar widths, one- and multi-warp teams,
+// the loop kernel (20000), the GPT-2 and Llama-8B widths.
+TEST(CudaRmsNorm, FusedForwardMatchesCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareFusedForwardPathsWithCpu(kRmsNormFamily, {Shape{16384, 768}, Shape{2048, 4096}});
+}
+
+// The dresidual backward on every path of BackwardPaths, and the GPT-2 and Llama-8B shapes.
+TEST(CudaRmsNorm, ResidualBackwardPaths) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareResidualBackwardPathsWithCpu(kRmsNormFamily, {3, 512, 769, 768, 1024, 1032, 3072, 8192, 8200},
+                                               {Shape{16384, 768}, Shape{2048, 4096}, Shape{1, 2048, 4096}});
+}
+
+TEST(CudaRmsNorm, FusedMisalignedTensors) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::CompareFusedMisalignedWithCpu(kRmsNormFamily);
+}
+
+// The fused kernels are the unfused ones plus `add`, to the bit, on every path.
+TEST(CudaRmsNorm, FusedIsBitIdenticalToUnfused) {
+  ZT_SKIP_WITHOUT_CUDA();
+  testing::ExpectFusedBitwiseEqualUnfusedOnEveryPath(kRmsNormFamily);
+}
+
 // ---- Direct runs ----
 
-std::unique_ptr<Backend>& Cuda() {
-  static std::unique_ptr<Backend> b = testing::MakeCudaBackend();
-  return b;
-}
-
+Backend& Cuda() { return testing::CudaForNormTests(); }
 DirectTensor In(DType dt, Shape s, uint64_t seed, size_t offset, float lo = -1.0f, float hi = 1.0f) {
-  DirectTensor t;
-  t.dtype = dt;
-  t.shape = std::move(s);
-  t.bytes = testing::ToBytes(dt, testing::RandomUniform(t.shape.numel(), seed, lo, hi));
-  t.offset = offset;
-  return t;
+  return testing::RandomIn(dt, std::move(s), seed, offset, lo, hi);
 }
-
-DirectTensor Out(DType dt, Shape s, size_t offset) {
-  DirectTensor t;
-  t.dtype = dt;
-  t.shape = std::move(s);
-  t.offset = offset;
-  return t;
-}
-
-// The backward's inputs for rows x c: dy, x, w, and the CPU forward's rstd.
+DirectTensor Out(DType dt, Shape s, size_t offset) { return testing::OutAt(dt, std::move(s), offset); }
 std::vector<DirectTensor> BwdInputs(DType dt, int64_t rows, int64_t c, size_t offset) {
-  DirectTensor x = In(dt, {rows, c}, 21, offset), w = In(dt, {c}, 22, offset, 0.5f, 1.5f);
-  CpuBackend cpu;
-  auto stats = testing::RunKernelDirect(cpu, "rmsnorm", {}, {x, w}, {Out(dt, {rows, c}, 0), Out(DType::kF32, {rows}, 0)});
-  DirectTensor rstd = Out(DType::kF32, {rows}, 0);
-  rstd.bytes = stats[1];
-  return {In(dt, {rows, c}, 23, offset), x, w, rstd};
+  return testing::NormBwdInputs(kRmsNormFamily, dt, rows, c, offset);
 }
-
 std::vector<DirectTensor> BwdOutputs(DType dt, int64_t rows, int64_t c, size_t offset) {
-  return {Out(dt, {rows, c}, offset), Out(dt, {c}, offset)};
+  return testing::NormBwdOutputs(kRmsNormFamily, dt, rows, c, offset);
 }
 
 TEST(CudaRmsNorm, MisalignedTensors) {
@@ -119,14 +126,14 @@ TEST(CudaRmsNorm, MisalignedTensors) {
       std::vector<DirectTensor> out = {Out(dt, {rows, c}, es), Out(DType::kF32, {rows}, 4)};
       CpuBackend cpu;
       auto ref = testing::RunKernelDirect(cpu, "rmsnorm", {}, in, out);
-      auto got = testing::RunKernelDirect(*Cuda(), "rmsnorm", {}, in, out);
+      auto got = testing::RunKernelDirect(Cuda(), "rmsnorm", {}, in, out);
       testing::ExpectNear("y", dt, ref[0], got[0], testing::DefaultTolerance(dt));
       testing::ExpectNear("rstd", DType::kF32, ref[1], got[1], testing::DefaultTolerance(DType::kF32));
 
       auto bin = BwdInputs(dt, rows, c, es);
       auto bout = BwdOutputs(dt, rows, c, es);
       auto bref = testing::RunKernelDirect(cpu, "rmsnorm_bwd", {}, bin, bout);
-      auto bgot = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, bin, bout);
       testing::ExpectNear("dx", dt, bref[0], bgot[0], testing::DefaultTolerance(dt));
       testing::ExpectNear("dw", dt, bref[1], bgot[1], testing::DefaultTolerance(dt));
     }
@@ -144,7 +151,7 @@ TEST(CudaRmsNorm, MisalignedManyRows) {
       auto bin = BwdInputs(dt, rows, c, es);
       auto bout = BwdOutputs(dt, rows, c, es);
       auto bref = testing::RunKernelDirect(cpu, "rmsnorm_bwd", {}, bin, bout);
-      auto bgot = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, bin, bout);
+      auto bgot = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, bin, bout);
       testing::ExpectNear("dx", dt, bref[0], bgot[0], testing::DefaultTolerance(dt));
       testing::ExpectNear("dw", dt, bref[1], bgot[1], testing::DefaultTolerance(dt));
     }
@@ -158,8 +165,8 @@ TEST(CudaRmsNorm, BackwardIsBitIdenticalRunToRun) {
       SCOPED_TRACE(std::string(DTypeName(dt)) + " " + std::to_string(rows) + " x " + std::to_string(c));
       auto in = BwdInputs(dt, rows, c, 0);
       auto out = BwdOutputs(dt, rows, c, 0);
-      auto a = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, in, out);
-      auto b = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, in, out);
+      auto a = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, in, out);
+      auto b = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, in, out);
       testing::ExpectBitwiseEqual("dx", dt, a[0], b[0]);
       testing::ExpectBitwiseEqual("dw", dt, a[1], b[1]);
     }
@@ -171,8 +178,18 @@ TEST(CudaRmsNorm, BackwardOfNoRowsIsZero) {
   const int64_t c = 33;
   std::vector<DirectTensor> in = {In(DType::kF32, {0, c}, 1, 0), In(DType::kF32, {0, c}, 2, 0),
                                   In(DType::kF32, {c}, 3, 0), In(DType::kF32, {0}, 4, 0)};
-  auto got = testing::RunKernelDirect(*Cuda(), "rmsnorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
-  testing::ExpectBitwiseEqual("dw", DType::kF32, testing::ToBytes(DType::kF32, std::vector<float>(c, 0.0f)), got[1]);
+  auto got = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
+  auto zeros = testing::ToBytes(DType::kF32, std::vector<float>(c, 0.0f));
+  testing::ExpectBitwiseEqual("dw", DType::kF32, zeros, got[1]);
+  // With a dresidual, and the fused forward of no rows (nothing to write, no launch).
+  in.push_back(In(DType::kF32, {0, c}, 6, 0));
+  got = testing::RunKernelDirect(Cuda(), "rmsnorm_bwd", {}, in, BwdOutputs(DType::kF32, 0, c, 0));
+  testing::ExpectBitwiseEqual("dw", DType::kF32, zeros, got[1]);
+  got = testing::RunKernelDirect(Cuda(), "add_rmsnorm", {},
+                                 {In(DType::kF32, {0, c}, 1, 0), In(DType::kF32, {0, c}, 2, 0),
+                                  In(DType::kF32, {c}, 3, 0)},
+                                 {Out(DType::kF32, {0, c}, 0), Out(DType::kF32, {0, c}, 0), Out(DType::kF32, {0}, 0)});
+  EXPECT_EQ(got.size(), 3u);
 }
 
 }  // namespace

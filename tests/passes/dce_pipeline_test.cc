@@ -16,38 +16,19 @@
 #include "ir/verifier.h"
 #include "passes/dce.h"
 #include "passes/memory_planner.h"
+#include "passes/pass_text.h"
 #include "passes/pipeline.h"
 
 namespace zt::passes {
 namespace {
 
-std::unique_ptr<ir::Graph> Parse(const std::string& text) {
-  auto g = ir::ParseGraph(text);
-  ZT_CHECK(g.ok()) << g.status().ToString();
-  Status v = ir::Verify(**g);
-  ZT_CHECK(v.ok()) << v.ToString();
-  return std::move(*g);
-}
+std::unique_ptr<ir::Graph> Parse(const std::string& text) { return testing::ParseVerified(text); }
 
 // Runs DCE on `before`; expects the printed result to be `after` (the input unchanged when
-// `after` is empty) and Run's result to say whether anything changed.
+// `after` is empty) and Run's result to say whether anything changed (pass_text.h).
 void ExpectDce(const std::string& before, const std::string& after) {
-  auto g = Parse(before);
-  std::string printed_before = ir::PrintGraph(*g);
-  ASSERT_EQ(printed_before, before) << "test texts are written in printer form";
   DeadCodeElimination dce;
-  auto changed = dce.Run(*g);
-  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
-  std::string printed = ir::PrintGraph(*g);
-  EXPECT_EQ(printed, after.empty() ? before : after);
-  EXPECT_EQ(*changed, !after.empty());
-  Status v = ir::Verify(*g);
-  EXPECT_TRUE(v.ok()) << v.ToString();
-  // A second run finds nothing more.
-  auto again = dce.Run(*g);
-  ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(*again);
-  EXPECT_EQ(ir::PrintGraph(*g), printed);
+  testing::ExpectRewrite(dce, before, after);
 }
 
 TEST(Dce, RemovesUnusedNodesToAFixpoint) {

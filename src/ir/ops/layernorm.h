@@ -1,5 +1,6 @@
 // LayerNorm op family over the last dim: layernorm(x, w, b){eps} -> (y, mean, rstd) with mean and
-// rstd f32 [...] saved for layernorm_bwd(dy, x, w, mean, rstd) -> (dx, dw, db).
+// rstd f32 [...] saved for layernorm_bwd(dy, x, w, mean, rstd[, dresidual]) -> (dx, dw, db); and
+// the fused residual add add_layernorm(a, b, w, bias){eps} -> (sum, y, mean, rstd).
 #pragma once
 
 #include <cstddef>
@@ -27,5 +28,13 @@ struct LayerNormResult {
 };
 LayerNormResult LayerNorm(Builder& b, Value* x, Value* w, Value* bias, double eps,
                           const std::string& name = "");
+struct AddLayerNormResult {
+  Value* sum;  // a + addend, as `add` gives it
+  Value* y;
+  Value* mean;
+  Value* rstd;
+};
+AddLayerNormResult AddLayerNorm(Builder& b, Value* a, Value* addend, Value* w, Value* bias, double eps,
+                                const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir

@@ -1,5 +1,6 @@
 // RMSNorm op family over the last dim: rmsnorm(x, w){eps} -> (y, rstd) with rstd f32 [...] saved
-// for rmsnorm_bwd(dy, x, w, rstd) -> (dx, dw). y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps).
+// for rmsnorm_bwd(dy, x, w, rstd[, dresidual]) -> (dx, dw). y = x * rstd * w,
+// rstd = 1/sqrt(mean(x^2) + eps); and the fused residual add add_rmsnorm(a, b, w){eps} -> (sum, y, rstd).
 #pragma once
 
 #include <cstddef>
@@ -24,5 +25,11 @@ struct RmsNormResult {
   Value* rstd;
 };
 RmsNormResult RmsNorm(Builder& b, Value* x, Value* w, double eps, const std::string& name = "");
+struct AddRmsNormResult {
+  Value* sum;  // a + addend, as `add` gives it
+  Value* y;
+  Value* rstd;
+};
+AddRmsNormResult AddRmsNorm(Builder& b, Value* a, Value* addend, Value* w, double eps, const std::string& name = "");
 }  // namespace ops
 }  // namespace zt::ir

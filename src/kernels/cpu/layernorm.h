@@ -13,8 +13,13 @@ void RegisterLayerNormCpuKernels(KernelRegistry& r);
 // x (..., C); w, b (C); y (..., C) x's dtype; mean, rstd (...) f32.
 void layernorm_fwd(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                    const Tensor& mean, const Tensor& rstd);
+// a, b, sum (..., C): sum = add(a, b), then layernorm_fwd(sum, w, bias, ...) bit for bit.
+void add_layernorm_fwd(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias, double eps,
+                       const Tensor& sum, const Tensor& y, const Tensor& mean, const Tensor& rstd);
 // dy, x (..., C); w (C); mean, rstd (...) f32; dx (..., C); dw, db (C). workspace: at least
-// ir::LayerNormBwdWorkspaceBytes(rows, C) bytes.
+// ir::LayerNormBwdWorkspaceBytes(rows, C) bytes. dresidual (optional, dx's type): dx becomes
+// add(dx, dresidual) bit for bit.
 void layernorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
-                   const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& workspace);
+                   const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& workspace,
+                   const Tensor* dresidual = nullptr);
 }  // namespace zt

@@ -1,6 +1,9 @@
-// CPU kernels: rmsnorm, rmsnorm_bwd. Rows are independent; dw is summed per fixed row chunk
-// (ir::RmsNormBwdChunks) into f64 partials in the workspace, then combined in chunk order, so
-// every output is bit-identical whatever the thread count.
+// CPU kernels: rmsnorm, add_rmsnorm, rmsnorm_bwd (with or without dresidual). Rows are
+// independent; dw is summed per fixed row chunk (ir::RmsNormBwdChunks) into f64 partials in the
+// workspace, then combined in chunk order, so every output is bit-identical whatever the thread
+// count. add_rmsnorm writes a row of the sum (rounded as `add` rounds it) and normalizes that
+// stored row with the same code as rmsnorm; the dresidual add rounds dx first, as the separate
+// `add` node would: both fused forms are bit-identical to their two-node compositions.
 #include "kernels/cpu/rmsnorm.h"
 
 #include <algorithm>
@@ -9,6 +12,7 @@
 #include "backend/cpu/parallel.h"
 #include "ir/ops/rmsnorm.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/norm_residual.h"
 #include "kernels/kernel.h"
 
 namespace zt {
@@ -32,26 +36,36 @@ Status RmsNormKernel(const KernelContext& k) {
   return OkStatus();
 }
 
-Status RmsNormBwdKernel(const KernelContext& k) {
-  rmsnorm_bwd(k.inputs[0], k.inputs[1], k.inputs[2], k.inputs[3], k.outputs[0], k.outputs[1], k.workspace);
+Status AddRmsNormKernel(const KernelContext& k) {
+  add_rmsnorm_fwd(k.inputs[0], k.inputs[1], k.inputs[2], k.attrs.GetFloat("eps"), k.outputs[0], k.outputs[1],
+                  k.outputs[2]);
   return OkStatus();
 }
 
-}  // namespace
+Status RmsNormBwdKernel(const KernelContext& k) {
+  rmsnorm_bwd(k.inputs[0], k.inputs[1], k.inputs[2], k.inputs[3], k.outputs[0], k.outputs[1], k.workspace,
+              k.inputs.size() == 5 ? &k.inputs[4] : nullptr);
+  return OkStatus();
+}
 
-void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd) {
+// rmsnorm of x, or with `addend` of sum = add(x, addend) (written to `sum_out`, then normalized).
+void RmsNormRows(const Tensor& x, const Tensor* addend, const Tensor* sum_out, const Tensor& w, double eps,
+                 const Tensor& y, const Tensor& rstd) {
   int64_t c = CheckRows(x, w, rstd);
   ZT_CHECK(y.dtype == x.dtype && y.shape == x.shape);
+  if (addend) CheckResidual(x, *addend, *sum_out);
   int64_t rows = x.numel() / c;
   float* pr = rstd.as<float>();
   DispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x.data);
+    const T* padd = addend ? static_cast<const T*>(addend->data) : nullptr;
+    T* psum = sum_out ? static_cast<T*>(sum_out->data) : nullptr;
     const T* pw = static_cast<const T*>(w.data);
     T* py = static_cast<T*>(y.data);
     ParallelFor(rows, RowGrain(c), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const T* xr = px + r * c;
+        const T* xr = padd ? AddRow(px + r * c, padd + r * c, psum + r * c, c) : px + r * c;
         T* yr = py + r * c;
         double sq = 0;
         for (int64_t j = 0; j < c; ++j) {
@@ -66,11 +80,23 @@ void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, 
   });
 }
 
+}  // namespace
+
+void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd) {
+  RmsNormRows(x, nullptr, nullptr, w, eps, y, rstd);
+}
+
+void add_rmsnorm_fwd(const Tensor& a, const Tensor& b, const Tensor& w, double eps, const Tensor& sum,
+                     const Tensor& y, const Tensor& rstd) {
+  RmsNormRows(a, &b, &sum, w, eps, y, rstd);
+}
+
 void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
-                 const Tensor& dw, const Tensor& workspace) {
+                 const Tensor& dw, const Tensor& workspace, const Tensor* dresidual) {
   int64_t c = CheckRows(x, w, rstd);
   ZT_CHECK(dy.dtype == x.dtype && dy.shape == x.shape && dx.dtype == x.dtype && dx.shape == x.shape);
   ZT_CHECK(dw.dtype == w.dtype && dw.shape == w.shape);
+  if (dresidual) CheckResidual(dx, *dresidual, dx);
   int64_t rows = x.numel() / c;
   int64_t chunks = ir::RmsNormBwdChunks(rows);
   ZT_CHECK_GE(workspace.nbytes(), ir::RmsNormBwdWorkspaceBytes(rows, c)) << "rmsnorm_bwd: workspace too small";
@@ -83,6 +109,7 @@ void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tenso
     const T* px = static_cast<const T*>(x.data);
     const T* pw = static_cast<const T*>(w.data);
     T* pdx = static_cast<T*>(dx.data);
+    const T* pres = dresidual ? static_cast<const T*>(dresidual->data) : nullptr;
     ParallelFor(chunks, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         double* aw = part + k * c;
@@ -103,7 +130,7 @@ void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tenso
             float xh = ToF32(xr[j]) * rs;
             float d = ToF32(dyr[j]);
             float g = d * ToF32(pw[j]);
-            dxr[j] = FromF32<T>(rs * (g - xh * mgx));
+            dxr[j] = WithResidual(FromF32<T>(rs * (g - xh * mgx)), pres, r * c + j);
             aw[j] += static_cast<double>(d) * xh;
           }
         }
@@ -122,6 +149,7 @@ void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tenso
 
 void RegisterRmsNormCpuKernels(KernelRegistry& r) {
   r.Register("rmsnorm", DeviceKind::kCPU, RmsNormKernel);
+  r.Register("add_rmsnorm", DeviceKind::kCPU, AddRmsNormKernel);
   r.Register("rmsnorm_bwd", DeviceKind::kCPU, RmsNormBwdKernel);
 }
 

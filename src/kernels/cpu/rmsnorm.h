@@ -12,8 +12,12 @@ void RegisterRmsNormCpuKernels(KernelRegistry& r);
 
 // x (..., C); w (C); y (..., C) x's dtype; rstd (...) f32.
 void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd);
+// a, b, sum (..., C): sum = add(a, b), then rmsnorm_fwd(sum, w, ...) bit for bit.
+void add_rmsnorm_fwd(const Tensor& a, const Tensor& b, const Tensor& w, double eps, const Tensor& sum,
+                     const Tensor& y, const Tensor& rstd);
 // dy, x (..., C); w (C); rstd (...) f32; dx (..., C); dw (C). workspace: at least
-// ir::RmsNormBwdWorkspaceBytes(rows, C) bytes.
+// ir::RmsNormBwdWorkspaceBytes(rows, C) bytes. dresidual (optional, dx's type): dx becomes
+// add(dx, dresidual) bit for bit.
 void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
-                 const Tensor& dw, const Tensor& workspace);
+                 const Tensor& dw, const Tensor& workspace, const Tensor* dresidual = nullptr);
 }  // namespace zt

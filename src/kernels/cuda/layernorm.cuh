@@ -20,6 +20,14 @@
 // slots of each column in a fixed order in double. No atomics: bit-identical run to run.
 // Rows wider than 16384 elements in the forward (8192 in the backward) take simpler loop kernels
 // with the same results contract (x and dy are then read more than once).
+// Fused residual adds (add_layernorm / add_rmsnorm, and the backward's dresidual): every kernel
+// above has a variant (kAdd, kRes) that the launchers pick when FwdArgs::residual or
+// BwdArgs::dresidual is set. The forward reads a and b where it read x, forms the sum exactly as
+// the `add` kernel does (f32 add, one rounding), writes it (16-byte stores on the vector path) and
+// normalizes the ROUNDED sum with unchanged code; the loop kernel recomputes the same rounded sum
+// on each pass over the row. The backward's dx store becomes round(f32(round(dx)) + f32(dres))
+// with __fadd_rn (never contracted into an FMA), as `add` after the separate backward computes it.
+// So each fused variant is bit-identical to the unfused kernel followed by the `add` kernel.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -66,6 +74,28 @@ struct alignas(kW * sizeof(T)) Raw {
 template <typename T, int kW>
 __device__ __forceinline__ Raw<T, kW> LoadRaw(const T* p) {
   return *reinterpret_cast<const Raw<T, kW>*>(p);
+}
+
+template <typename T, int kW>
+__device__ __forceinline__ void StoreRaw(T* p, const Raw<T, kW>& v) {
+  *reinterpret_cast<Raw<T, kW>*>(p) = v;
+}
+
+// The residual sum of one chunk: add(a, b) element by element, exactly as the `add` kernel rounds
+// it (elementwise.cu: f32 add, one rounding to T).
+template <typename T, int kW>
+__device__ __forceinline__ Raw<T, kW> AddRaw(const Raw<T, kW>& a, const Raw<T, kW>& b) {
+  Raw<T, kW> s;
+#pragma unroll
+  for (int k = 0; k < kW; ++k) s.v[k] = FromF32<T>(ToF32(a.v[k]) + ToF32(b.v[k]));
+  return s;
+}
+
+// The value the dx store writes with a residual gradient: add(round(dx), dres) as the `add` kernel
+// computes it; __fadd_rn keeps the compiler from contracting the product that formed dx into it.
+template <typename T>
+__device__ __forceinline__ float AddResidual(float dx, T dres) {
+  return __fadd_rn(ToF32(FromF32<T>(dx)), ToF32(dres));
 }
 
 template <typename T, int kW>
@@ -141,11 +171,12 @@ __device__ __forceinline__ void TeamAllSum(const Team& t, double (&v)[N], double
 // ---------------------------------------------------------------------------------------------
 // Forward: y = (x - mean) * rstd * w + b (kCenter) or x * rstd * w; mean (kCenter), rstd f32.
 
-template <typename T, int kW, int kVecs, bool kCenter>
+// kAdd: x is a, x2 is b, and the row normalized is sum = add(a, b), also written to `sum`.
+template <typename T, int kW, int kVecs, bool kCenter, bool kAdd>
 __global__ void __launch_bounds__(kMaxThreads)
-    norm_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, double eps,
-                    T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, int64_t rows, int c,
-                    int team_size) {
+    norm_fwd_kernel(const T* __restrict__ x, const T* __restrict__ x2, const T* __restrict__ w,
+                    const T* __restrict__ b, double eps, T* __restrict__ sum, T* __restrict__ y,
+                    float* __restrict__ mean, float* __restrict__ rstd, int64_t rows, int c, int team_size) {
   __shared__ double red[2 * 32];
   const Team t = MakeTeam(team_size);
   const int nch = c / kW;
@@ -159,7 +190,12 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (int i = 0; i < kVecs; ++i) {
       const int ch = t.rank + i * t.size;
       if (ch < nch) {
-        v[i] = LoadRaw<T, kW>(xr + ch * kW);
+        if constexpr (kAdd) {
+          v[i] = AddRaw<T, kW>(LoadRaw<T, kW>(xr + ch * kW), LoadRaw<T, kW>(x2 + r * c + ch * kW));
+          StoreRaw<T, kW>(sum + r * c + ch * kW, v[i]);
+        } else {
+          v[i] = LoadRaw<T, kW>(xr + ch * kW);
+        }
 #pragma unroll
         for (int k = 0; k < kW; ++k) {
           const float xv = ToF32(v[i].v[k]);
@@ -219,11 +255,12 @@ __global__ void __launch_bounds__(kMaxThreads)
 
 // Two blocks per SM (<= 128 registers) where a thread's vectors of a row total at most 48 bytes
 // (bf16/f16 rows up to 768 in one warp: GPT-2's); other instances may use up to 255 registers.
-template <typename T, int kW, int kVecs, bool kCenter>
+// kRes: dx = add(dx, dres) (see AddResidual).
+template <typename T, int kW, int kVecs, bool kCenter, bool kRes>
 __global__ void __launch_bounds__(kBwdThreads, kW > 1 && kVecs * kW * sizeof(T) <= 48 ? 2 : 1)
     norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
-                    const float* __restrict__ mean, const float* __restrict__ rstd, T* __restrict__ dx,
-                    float* __restrict__ part, int64_t rows, int c, int team_size) {
+                    const float* __restrict__ mean, const float* __restrict__ rstd, const T* __restrict__ dres,
+                    T* __restrict__ dx, float* __restrict__ part, int64_t rows, int c, int team_size) {
   __shared__ double red[2 * 32 * 2];
   const Team t = MakeTeam(team_size);
   const int nch = c / kW;
@@ -277,6 +314,11 @@ __global__ void __launch_bounds__(kBwdThreads, kW > 1 && kVecs * kW * sizeof(T) 
           o[k] = kCenter ? rs * (g - mg - xh * mgx) : rs * (g - xh * mgx);
           adw[i][k] += d * xh;
           if constexpr (kCenter) adb[i][k] += d;
+        }
+        if constexpr (kRes) {
+          const Raw<T, kW> rr = LoadRaw<T, kW>(dres + r * c + ch * kW);
+#pragma unroll
+          for (int k = 0; k < kW; ++k) o[k] = AddResidual(o[k], rr.v[k]);
         }
         StoreChunk<T, kW>(dxr + ch * kW, o);
       }
@@ -345,26 +387,37 @@ void LaunchBwdFinal(const float* part, int64_t slots, int c, void* dw, void* db,
 // Wide rows (beyond kMaxThreads * kMaxElemsFwd or kBwdThreads * kMaxElemsBwd elements): one block
 // per row, element loops over global memory; dw/db partials by a column kernel into the same slots.
 
-template <typename T, bool kCenter>
+// Element j of the row to normalize: x[j], or with kAdd the rounded sum add(x[j], x2[j]).
+template <typename T, bool kAdd>
+__device__ __forceinline__ T RowElem(const T* xr, const T* x2r, int j) {
+  if constexpr (kAdd) {
+    return FromF32<T>(ToF32(xr[j]) + ToF32(x2r[j]));
+  } else {
+    return xr[j];
+  }
+}
+
+template <typename T, bool kCenter, bool kAdd>
 __global__ void __launch_bounds__(kLoopThreads)
-    norm_fwd_loop_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, double eps,
-                         T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, int64_t rows,
-                         int c) {
+    norm_fwd_loop_kernel(const T* __restrict__ x, const T* __restrict__ x2, const T* __restrict__ w,
+                         const T* __restrict__ b, double eps, T* __restrict__ sum, T* __restrict__ y,
+                         float* __restrict__ mean, float* __restrict__ rstd, int64_t rows, int c) {
   __shared__ double red[2 * 32];
   const Team t = MakeTeam(blockDim.x);
   int phase = 0;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * c;
+    const T* x2r = kAdd ? x2 + r * c : nullptr;
     float m = 0.0f;
     if constexpr (kCenter) {
       double s[1] = {0.0};
-      for (int j = t.rank; j < c; j += t.size) s[0] += ToF32(xr[j]);
+      for (int j = t.rank; j < c; j += t.size) s[0] += ToF32(RowElem<T, kAdd>(xr, x2r, j));
       TeamAllSum(t, s, red, phase);
       m = static_cast<float>(s[0] / c);
     }
     double sq[1] = {0.0};
     for (int j = t.rank; j < c; j += t.size) {
-      float d = ToF32(xr[j]) - m;
+      float d = ToF32(RowElem<T, kAdd>(xr, x2r, j)) - m;
       sq[0] += d * d;
     }
     TeamAllSum(t, sq, red, phase);
@@ -375,17 +428,19 @@ __global__ void __launch_bounds__(kLoopThreads)
     }
     T* yr = y + r * c;
     for (int j = t.rank; j < c; j += t.size) {
-      float v = ToF32(xr[j]);
+      const T xs = RowElem<T, kAdd>(xr, x2r, j);
+      if constexpr (kAdd) sum[r * c + j] = xs;
+      float v = ToF32(xs);
       yr[j] = kCenter ? FromF32<T>((v - m) * rs * ToF32(w[j]) + ToF32(b[j])) : FromF32<T>(v * rs * ToF32(w[j]));
     }
   }
 }
 
-template <typename T, bool kCenter>
+template <typename T, bool kCenter, bool kRes>
 __global__ void __launch_bounds__(kLoopThreads)
     norm_bwd_dx_loop_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
-                            const float* __restrict__ mean, const float* __restrict__ rstd, T* __restrict__ dx,
-                            int64_t rows, int c) {
+                            const float* __restrict__ mean, const float* __restrict__ rstd,
+                            const T* __restrict__ dres, T* __restrict__ dx, int64_t rows, int c) {
   __shared__ double red[2 * 32 * 2];
   const Team t = MakeTeam(blockDim.x);
   int phase = 0;
@@ -407,7 +462,9 @@ __global__ void __launch_bounds__(kLoopThreads)
     for (int j = t.rank; j < c; j += t.size) {
       float xh = (ToF32(xr[j]) - m) * rs;
       float g = ToF32(dyr[j]) * ToF32(w[j]);
-      dxr[j] = FromF32<T>(kCenter ? rs * (g - mg - xh * mgx) : rs * (g - xh * mgx));
+      float o = kCenter ? rs * (g - mg - xh * mgx) : rs * (g - xh * mgx);
+      if constexpr (kRes) o = AddResidual(o, dres[r * c + j]);
+      dxr[j] = FromF32<T>(o);
     }
   }
 }
@@ -446,6 +503,9 @@ struct FwdArgs {
   float* rstd;
   int64_t rows;
   int c;
+  // add_layernorm / add_rmsnorm: x is a, `residual` is b, and sum = add(a, b) is written here.
+  const void* residual = nullptr;
+  void* sum = nullptr;
 };
 
 struct BwdArgs {
@@ -462,6 +522,7 @@ struct BwdArgs {
   void* workspace;
   size_t workspace_bytes;
   int64_t cpu_chunks;  // the op's chunk count: the workspace holds 2 * cpu_chunks f32 slots
+  const void* dresidual = nullptr;  // set: dx = add(dx, dresidual)
 };
 
 inline int RoundUp32(int64_t n) { return static_cast<int>((n + 31) / 32 * 32); }
@@ -515,19 +576,20 @@ inline int BwdBlocks(int64_t rows, int teams, int64_t cpu_chunks) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, 2 * cpu_chunks)));
 }
 
-template <typename T, int kW, int kVecs, bool kCenter>
+template <typename T, int kW, int kVecs, bool kCenter, bool kAdd>
 void LaunchFwd(const FwdArgs& a, cudaStream_t s) {
   const int nch = a.c / kW;
   const int team = TeamSize(nch, kVecs);
   const int teams = TeamsPerBlock(team, 512);
   const int64_t blocks = std::min<int64_t>((a.rows + teams - 1) / teams, 1 << 20);
-  norm_fwd_kernel<T, kW, kVecs, kCenter><<<static_cast<unsigned>(blocks), team * teams, 0, s>>>(
-      static_cast<const T*>(a.x), static_cast<const T*>(a.w), static_cast<const T*>(a.b), a.eps, static_cast<T*>(a.y),
-      a.mean, a.rstd, a.rows, a.c, team);
+  norm_fwd_kernel<T, kW, kVecs, kCenter, kAdd><<<static_cast<unsigned>(blocks), team * teams, 0, s>>>(
+      static_cast<const T*>(a.x), static_cast<const T*>(a.residual), static_cast<const T*>(a.w),
+      static_cast<const T*>(a.b), a.eps, static_cast<T*>(a.sum), static_cast<T*>(a.y), a.mean, a.rstd, a.rows, a.c,
+      team);
   ZT_CUDA_CHECK(cudaGetLastError());
 }
 
-template <typename T, int kW, int kVecs, bool kCenter>
+template <typename T, int kW, int kVecs, bool kCenter, bool kRes>
 void LaunchBwd(const BwdArgs& a, float* part, cudaStream_t s) {
   const int nch = a.c / kW;
   const int team = TeamSize(nch, kVecs);
@@ -536,9 +598,9 @@ void LaunchBwd(const BwdArgs& a, float* part, cudaStream_t s) {
   const int blocks = BwdBlocks(a.rows, teams, a.cpu_chunks);
   const size_t need = static_cast<size_t>(blocks) * (kCenter ? 2 : 1) * a.c * sizeof(float);
   ZT_CHECK_GE(a.workspace_bytes, need) << "norm backward: workspace too small";
-  norm_bwd_kernel<T, kW, kVecs, kCenter><<<blocks, team * teams, 0, s>>>(
+  norm_bwd_kernel<T, kW, kVecs, kCenter, kRes><<<blocks, team * teams, 0, s>>>(
       static_cast<const T*>(a.dy), static_cast<const T*>(a.x), static_cast<const T*>(a.w), a.mean, a.rstd,
-      static_cast<T*>(a.dx), part, a.rows, a.c, team);
+      static_cast<const T*>(a.dresidual), static_cast<T*>(a.dx), part, a.rows, a.c, team);
   ZT_CUDA_CHECK(cudaGetLastError());
   LaunchBwdFinal<T, kCenter>(part, blocks, a.c, a.dw, a.db, s);
 }
@@ -575,27 +637,40 @@ bool WithBwdVecs(int nch, F&& launch) {
   return false;
 }
 
-template <bool kCenter>
-void NormFwd(DType dtype, const FwdArgs& a, cudaStream_t s) {
-  if (a.rows == 0) return;
+template <bool kCenter, bool kAdd>
+void NormFwdImpl(DType dtype, const FwdArgs& a, cudaStream_t s) {
   dev::DispatchFloat(dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kN = Vec<T>::kN;
-    const bool vec = a.c % kN == 0 && dev::Aligned16(a.x, a.w, a.y) && (!kCenter || dev::Aligned16(a.b));
-    bool done = vec ? WithVecs<kN, kMaxElemsFwd>(a.c / kN, [&](auto v) { LaunchFwd<T, kN, decltype(v)::value, kCenter>(a, s); })
-                    : WithVecs<1, kMaxElemsFwd>(a.c, [&](auto v) { LaunchFwd<T, 1, decltype(v)::value, kCenter>(a, s); });
+    const bool vec = a.c % kN == 0 && dev::Aligned16(a.x, a.w, a.y) && (!kCenter || dev::Aligned16(a.b)) &&
+                     (!kAdd || dev::Aligned16(a.residual, a.sum));
+    bool done =
+        vec ? WithVecs<kN, kMaxElemsFwd>(a.c / kN, [&](auto v) { LaunchFwd<T, kN, decltype(v)::value, kCenter, kAdd>(a, s); })
+            : WithVecs<1, kMaxElemsFwd>(a.c, [&](auto v) { LaunchFwd<T, 1, decltype(v)::value, kCenter, kAdd>(a, s); });
     if (!done) {
       const int64_t blocks = std::min<int64_t>(a.rows, 1 << 20);
-      norm_fwd_loop_kernel<T, kCenter><<<static_cast<unsigned>(blocks), kLoopThreads, 0, s>>>(
-          static_cast<const T*>(a.x), static_cast<const T*>(a.w), static_cast<const T*>(a.b), a.eps,
-          static_cast<T*>(a.y), a.mean, a.rstd, a.rows, a.c);
+      norm_fwd_loop_kernel<T, kCenter, kAdd><<<static_cast<unsigned>(blocks), kLoopThreads, 0, s>>>(
+          static_cast<const T*>(a.x), static_cast<const T*>(a.residual), static_cast<const T*>(a.w),
+          static_cast<const T*>(a.b), a.eps, static_cast<T*>(a.sum), static_cast<T*>(a.y), a.mean, a.rstd, a.rows,
+          a.c);
       ZT_CUDA_CHECK(cudaGetLastError());
     }
   });
 }
 
 template <bool kCenter>
-void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
+void NormFwd(DType dtype, const FwdArgs& a, cudaStream_t s) {
+  ZT_CHECK((a.residual == nullptr) == (a.sum == nullptr)) << "norm forward: a residual needs a sum output";
+  if (a.rows == 0) return;
+  if (a.residual != nullptr) {
+    NormFwdImpl<kCenter, true>(dtype, a, s);
+  } else {
+    NormFwdImpl<kCenter, false>(dtype, a, s);
+  }
+}
+
+template <bool kCenter, bool kRes>
+void NormBwdImpl(DType dtype, const BwdArgs& a, cudaStream_t s) {
   float* part = static_cast<float*>(a.workspace);
   dev::DispatchFloat(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -604,14 +679,15 @@ void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
       LaunchBwdFinal<T, kCenter>(part, 0, a.c, a.dw, a.db, s);
       return;
     }
-    const bool vec = a.c % kN == 0 && dev::Aligned16(a.dy, a.x, a.w, a.dx);
-    bool done = vec ? WithBwdVecs<kN>(a.c / kN, [&](auto v) { LaunchBwd<T, kN, decltype(v)::value, kCenter>(a, part, s); })
-                    : WithBwdVecs<1>(a.c, [&](auto v) { LaunchBwd<T, 1, decltype(v)::value, kCenter>(a, part, s); });
+    const bool vec = a.c % kN == 0 && dev::Aligned16(a.dy, a.x, a.w, a.dx) && (!kRes || dev::Aligned16(a.dresidual));
+    bool done =
+        vec ? WithBwdVecs<kN>(a.c / kN, [&](auto v) { LaunchBwd<T, kN, decltype(v)::value, kCenter, kRes>(a, part, s); })
+            : WithBwdVecs<1>(a.c, [&](auto v) { LaunchBwd<T, 1, decltype(v)::value, kCenter, kRes>(a, part, s); });
     if (done) return;
     const int64_t blocks = std::min<int64_t>(a.rows, 1 << 20);
-    norm_bwd_dx_loop_kernel<T, kCenter><<<static_cast<unsigned>(blocks), kLoopThreads, 0, s>>>(
+    norm_bwd_dx_loop_kernel<T, kCenter, kRes><<<static_cast<unsigned>(blocks), kLoopThreads, 0, s>>>(
         static_cast<const T*>(a.dy), static_cast<const T*>(a.x), static_cast<const T*>(a.w), a.mean, a.rstd,
-        static_cast<T*>(a.dx), a.rows, a.c);
+        static_cast<const T*>(a.dresidual), static_cast<T*>(a.dx), a.rows, a.c);
     ZT_CUDA_CHECK(cudaGetLastError());
     const int slots = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(2 * a.cpu_chunks, 65535)));
     const size_t need = static_cast<size_t>(slots) * (kCenter ? 2 : 1) * a.c * sizeof(float);
@@ -622,6 +698,15 @@ void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
     ZT_CUDA_CHECK(cudaGetLastError());
     LaunchBwdFinal<T, kCenter>(part, slots, a.c, a.dw, a.db, s);
   });
+}
+
+template <bool kCenter>
+void NormBwd(DType dtype, const BwdArgs& a, cudaStream_t s) {
+  if (a.dresidual != nullptr) {
+    NormBwdImpl<kCenter, true>(dtype, a, s);
+  } else {
+    NormBwdImpl<kCenter, false>(dtype, a, s);
+  }
 }
 
 }  // namespace zt::norm_cuda
