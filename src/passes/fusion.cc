@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/settings.h"
+#include "passes/fuse_adamw.h"
 
 namespace zt::passes {
 
@@ -21,6 +22,7 @@ std::vector<std::shared_ptr<Pass>> FusionPasses() {
   std::vector<std::shared_ptr<Pass>> out;
   if (!FusionEnabled()) return out;
   // Each fusion pass adds itself here, in the order it must run.
+  out.push_back(std::make_shared<FuseAdamW>());  // multi-tensor AdamW (independent of the others)
   return out;
 }
 
