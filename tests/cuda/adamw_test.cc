@@ -21,6 +21,7 @@
 #include "ir/ops/adamw.h"
 #include "runtime/executor.h"
 #include "runtime/program.h"
+#include "support/adamw_graph.h"
 #include "support/device_compare.h"
 #include "support/graph_runner.h"
 
@@ -42,17 +43,19 @@ std::string Name(const Config& c) {
          " n " + std::to_string(c.n);
 }
 
+// The tensors of a test with this file's hyperparameters (values p<x>, g<x>, m<x>, v<x>, w<x>).
+testing::AdamWTensors Tensors(DType param, DType grad, bool master, std::vector<std::pair<std::string, int64_t>> sizes) {
+  testing::AdamWTensors t{param, grad, master, std::move(sizes)};
+  t.beta1 = kBeta1;
+  t.beta2 = kBeta2;
+  t.eps = kEps;
+  t.weight_decay = kWeightDecay;
+  return t;
+}
+
+// One adamw node on p, g, m, v (and w).
 std::unique_ptr<ir::Graph> BuildGraph(const Config& c) {
-  auto g = std::make_unique<ir::Graph>("adamw");
-  ir::Builder b(g.get());
-  std::vector<ir::Value*> in = {b.Param("p", c.param, Shape{c.n}), b.Input("g", c.grad, Shape{c.n}),
-                                b.State("m", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState),
-                                b.State("v", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState),
-                                b.Input("s", DType::kF32, Shape{ir::kAdamWScalars}), b.Input("ss", DType::kF32, Shape{})};
-  if (c.master) in.push_back(b.State("w", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState));
-  b.set_phase(ir::Phase::kOptimizer);
-  b.Emit("adamw", in, {{"beta1", kBeta1}, {"beta2", kBeta2}, {"eps", kEps}, {"weight_decay", kWeightDecay}}, "upd");
-  return g;
+  return testing::BuildAdamWGraph(Tensors(c.param, c.grad, c.master, {{"", c.n}}), false);
 }
 
 // A reference program (on the CPU, or with ref_on_gpu on the GPU too) and a program on the GPU,
@@ -122,15 +125,8 @@ const Step kSteps[] = {{1e-2, 1.0, 0.0, 4.0f, false},
                        {3e-2, 0.5, 1.0, std::nanf(""), true},
                        {5e-3, 1.0, 100.0, 9.0f, false}};
 
-// The tensors a twin's graphs update: values p<s>, g<s>, m<s>, v<s> (and w<s>) for each suffix s.
-struct Tensors {
-  DType param, grad;
-  bool master;
-  std::vector<std::pair<std::string, int64_t>> suffix_and_size;
-};
-
 // kSteps on both programs of `t`; every state compared after every step.
-void RunSteps(Twin& t, const Tensors& ts) {
+void RunSteps(Twin& t, const testing::AdamWTensors& ts) {
   std::vector<std::pair<std::string, DType>> states;  // name, dtype
   for (size_t k = 0; k < ts.suffix_and_size.size(); ++k) {
     const auto& [sfx, n] = ts.suffix_and_size[k];
@@ -176,7 +172,7 @@ void RunSteps(Twin& t, const Tensors& ts) {
 void RunSteps(const Config& c) {
   SCOPED_TRACE(Name(c));
   Twin t(c);
-  RunSteps(t, {c.param, c.grad, c.master, {{"", c.n}}});
+  RunSteps(t, Tensors(c.param, c.grad, c.master, {{"", c.n}}));
 }
 
 TEST(CudaAdamW, FiveStepsMatchCpu) {
@@ -261,37 +257,6 @@ TEST(CudaAdamW, MisalignedInPlace) {
   }
 }
 
-// adamw_multi graphs: the values of `ts` updated by one adamw_multi node, or by one adamw node each.
-std::unique_ptr<ir::Graph> BuildMulti(const Tensors& ts, bool multi) {
-  auto g = std::make_unique<ir::Graph>("adamw_multi");
-  ir::Builder b(g.get());
-  ir::Value* s = b.Input("s", DType::kF32, Shape{ir::kAdamWScalars});
-  ir::Value* ss = b.Input("ss", DType::kF32, Shape{});
-  std::vector<ir::Value*> p, m, v, w, gr;
-  for (const auto& [sfx, n] : ts.suffix_and_size) {
-    p.push_back(b.Param("p" + sfx, ts.param, Shape{n}));
-    gr.push_back(b.Input("g" + sfx, ts.grad, Shape{n}));
-    m.push_back(b.State("m" + sfx, DType::kF32, Shape{n}, MemCategory::kOptimizerState));
-    v.push_back(b.State("v" + sfx, DType::kF32, Shape{n}, MemCategory::kOptimizerState));
-    if (ts.master) w.push_back(b.State("w" + sfx, DType::kF32, Shape{n}, MemCategory::kOptimizerState));
-  }
-  b.set_phase(ir::Phase::kOptimizer);
-  ir::AttrMap attrs{{"beta1", kBeta1}, {"beta2", kBeta2}, {"eps", kEps}, {"weight_decay", kWeightDecay}};
-  if (multi) {
-    std::vector<ir::Value*> in = {s, ss};
-    for (const auto* role : {&p, &m, &v, &w, &gr}) in.insert(in.end(), role->begin(), role->end());
-    attrs.Set("tensors", static_cast<int64_t>(p.size()));
-    b.Emit("adamw_multi", in, attrs, "upd");
-  } else {
-    for (size_t i = 0; i < p.size(); ++i) {
-      std::vector<ir::Value*> in = {p[i], gr[i], m[i], v[i], s, ss};
-      if (ts.master) in.push_back(w[i]);
-      b.Emit("adamw", in, attrs, "upd" + std::to_string(i));
-    }
-  }
-  return g;
-}
-
 // `count` tensors of mixed sizes: single elements, odd sizes, GPT-2's 768, tails around the
 // 8-element vectors and the 8192-element block chunks, and two of 2^20 + 3 elements.
 std::vector<std::pair<std::string, int64_t>> MixedSizes(int count) {
@@ -305,7 +270,7 @@ std::vector<std::pair<std::string, int64_t>> MixedSizes(int count) {
   return out;
 }
 
-std::string Name(const Tensors& ts) {
+std::string Name(const testing::AdamWTensors& ts) {
   return std::string("param ") + DTypeName(ts.param) + " grad " + DTypeName(ts.grad) + (ts.master ? " +master" : "") +
          ", " + std::to_string(ts.suffix_and_size.size()) + " tensors";
 }
@@ -313,13 +278,13 @@ std::string Name(const Tensors& ts) {
 // 100 tensors: three launches (48 + 48 + 4) of one node, against the CPU's adamw_multi.
 TEST(CudaAdamWMulti, ManyTensorsOfMixedSizesMatchCpu) {
   ZT_SKIP_WITHOUT_CUDA();
-  const Tensors configs[] = {{DType::kBF16, DType::kBF16, true, {}}, {DType::kF32, DType::kF32, false, {}},
-                             {DType::kBF16, DType::kF32, true, {}},  {DType::kF16, DType::kBF16, false, {}},
-                             {DType::kF32, DType::kBF16, true, {}}};
-  for (Tensors ts : configs) {
-    ts.suffix_and_size = MixedSizes(100);
+  const Config configs[] = {{DType::kBF16, DType::kBF16, true, 0}, {DType::kF32, DType::kF32, false, 0},
+                            {DType::kBF16, DType::kF32, true, 0},  {DType::kF16, DType::kBF16, false, 0},
+                            {DType::kF32, DType::kBF16, true, 0}};
+  for (const Config& c : configs) {
+    const testing::AdamWTensors ts = Tensors(c.param, c.grad, c.master, MixedSizes(100));
     SCOPED_TRACE(Name(ts));
-    Twin t(BuildMulti(ts, true), BuildMulti(ts, true));
+    Twin t(testing::BuildAdamWGraph(ts, true), testing::BuildAdamWGraph(ts, true));
     ASSERT_EQ(t.prog_gpu->graph().nodes().size(), 1u);
     ASSERT_EQ(t.prog_gpu->graph().nodes()[0]->op->name, "adamw_multi");
     RunSteps(t, ts);
@@ -329,11 +294,11 @@ TEST(CudaAdamWMulti, ManyTensorsOfMixedSizesMatchCpu) {
 // k adamw nodes and one adamw_multi node over the same tensors, both on the GPU: the same bytes.
 TEST(CudaAdamWMulti, SameBytesAsSeparateAdamWNodesOnTheGpu) {
   ZT_SKIP_WITHOUT_CUDA();
-  const Tensors configs[] = {{DType::kBF16, DType::kBF16, true, {}}, {DType::kF32, DType::kF32, false, {}}};
-  for (Tensors ts : configs) {
-    ts.suffix_and_size = MixedSizes(60);
+  const Config configs[] = {{DType::kBF16, DType::kBF16, true, 0}, {DType::kF32, DType::kF32, false, 0}};
+  for (const Config& c : configs) {
+    const testing::AdamWTensors ts = Tensors(c.param, c.grad, c.master, MixedSizes(60));
     SCOPED_TRACE(Name(ts));
-    Twin t(BuildMulti(ts, false), BuildMulti(ts, true), /*ref_on_gpu=*/true);
+    Twin t(testing::BuildAdamWGraph(ts, false), testing::BuildAdamWGraph(ts, true), /*ref_on_gpu=*/true);
     ASSERT_EQ(t.prog_ref->graph().nodes().size(), 60u);
     ASSERT_EQ(t.prog_gpu->graph().nodes().size(), 1u);
     RunSteps(t, ts);

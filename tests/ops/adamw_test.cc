@@ -11,14 +11,13 @@
 #include <cstring>
 #include <limits>
 
-#include "ir/builder.h"
 #include "ir/ops/adamw.h"
+#include "support/adamw_graph.h"
 #include "support/graph_runner.h"
 
 namespace zt {
 namespace {
 
-using ir::Value;
 using testing::GraphRunner;
 
 constexpr double kBeta1 = 0.9, kBeta2 = 0.95, kEps = 1e-8, kDecay = 0.1;
@@ -37,34 +36,12 @@ std::string Idx(const char* role, size_t i) { return role + std::to_string(i); }
 
 // The updates of every tensor in kSizes: as one adamw_multi node or as one adamw node each.
 std::unique_ptr<ir::Graph> Build(const Config& c, bool multi) {
-  auto g = std::make_unique<ir::Graph>("adamw");
-  ir::Builder b(g.get());
-  Value* s = b.Input("s", DType::kF32, Shape{ir::kAdamWScalars});
-  Value* ss = b.Input("ss", DType::kF32, Shape{});
-  std::vector<Value*> p, m, v, w, gr;
-  for (size_t i = 0; i < kSizes.size(); ++i) {
-    Shape sh{kSizes[i]};
-    p.push_back(b.Param(Idx("p", i), c.param, sh));
-    gr.push_back(b.Input(Idx("g", i), c.grad, sh));
-    m.push_back(b.State(Idx("m", i), DType::kF32, sh, MemCategory::kOptimizerState));
-    v.push_back(b.State(Idx("v", i), DType::kF32, sh, MemCategory::kOptimizerState));
-    if (c.master) w.push_back(b.State(Idx("w", i), DType::kF32, sh, MemCategory::kOptimizerState));
-  }
-  b.set_phase(ir::Phase::kOptimizer);
-  ir::AttrMap attrs{{"beta1", kBeta1}, {"beta2", kBeta2}, {"eps", kEps}, {"weight_decay", kDecay}};
-  if (multi) {
-    std::vector<Value*> in = {s, ss};
-    for (const auto* role : {&p, &m, &v, &w, &gr}) in.insert(in.end(), role->begin(), role->end());
-    attrs.Set("tensors", static_cast<int64_t>(kSizes.size()));
-    b.Emit("adamw_multi", in, attrs, "upd");
-  } else {
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      std::vector<Value*> in = {p[i], gr[i], m[i], v[i], s, ss};
-      if (c.master) in.push_back(w[i]);
-      b.Emit("adamw", in, attrs, Idx("upd", i));
-    }
-  }
-  return g;
+  testing::AdamWTensors t{c.param, c.grad, c.master, testing::IndexedSizes(kSizes)};
+  t.beta1 = kBeta1;
+  t.beta2 = kBeta2;
+  t.eps = kEps;
+  t.weight_decay = kDecay;
+  return testing::BuildAdamWGraph(t, multi);
 }
 
 std::vector<float> Scalars(double lr, int t, double mult, double max_norm) {
