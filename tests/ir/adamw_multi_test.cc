@@ -80,6 +80,7 @@ TEST(AdamWMulti, RejectsInputCountsNamingThem) {
   MultiGraph t({{Shape{2}}, {Shape{3}}}, false);
   ExpectError(t.Emit(3), {"tensors=3 takes 2 + 4k = 14 inputs, or 2 + 5k = 17 with master weights; got 10"});
   ExpectError(t.Emit(0), {"attribute 'tensors' must be >= 1, is 0"});
+  ExpectError(t.Emit(int64_t{1} << 62), {"tensors=4611686018427387904 needs 2 + 4k or 2 + 5k inputs; got 10"});
   std::vector<Value*> in = t.Inputs();
   in.push_back(t.gr[0]);  // 11 inputs for k = 2
   ExpectError(t.b.TryEmit("adamw_multi", in, t.Attrs(2)), {"tensors=2 takes 2 + 4k = 10", "got 11"});

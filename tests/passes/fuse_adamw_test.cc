@@ -96,7 +96,7 @@ std::vector<Update> UpdatesOf(const ir::Graph& g) {
       out.push_back({in[0]->name, in[1]->name, in[2]->name, in[3]->name, in.size() == 7 ? in[6]->name : "", wd});
     } else if (n->op->name == "adamw_multi") {
       const int64_t k = n->attrs.GetInt("tensors");
-      const ir::AdamWMultiLayout l{k, static_cast<int64_t>(n->inputs.size()) == 2 + 5 * k};
+      const auto l = ir::AdamWMultiLayout::Of(k, n->inputs.size());
       for (int64_t i = 0; i < k; ++i) {
         const auto& in = n->inputs;
         out.push_back({in[l.param(i)]->name, in[l.grad(i)]->name, in[l.exp_avg(i)]->name, in[l.exp_avg_sq(i)]->name,

@@ -97,9 +97,10 @@ void RegisterAdamW(OpRegistry& r) {
 // The layout a node's input count gives for `tensors` = k, or an error naming the counts.
 StatusOr<AdamWMultiLayout> MultiLayout(size_t inputs, int64_t k) {
   if (k < 1) return InvalidArgument("adamw_multi: attribute 'tensors' must be >= 1, is " + std::to_string(k));
-  AdamWMultiLayout l{k, false};
-  if (static_cast<int64_t>(inputs) == l.inputs()) return l;
-  l.masters = true;
+  if (k > static_cast<int64_t>(inputs))  // (and 2 + 5k cannot overflow below)
+    return InvalidArgument("adamw_multi: tensors=" + std::to_string(k) + " needs 2 + 4k or 2 + 5k inputs; got " +
+                           std::to_string(inputs));
+  const AdamWMultiLayout l = AdamWMultiLayout::Of(k, inputs);
   if (static_cast<int64_t>(inputs) == l.inputs()) return l;
   return InvalidArgument("adamw_multi: tensors=" + std::to_string(k) + " takes 2 + 4k = " + std::to_string(2 + 4 * k) +
                          " inputs, or 2 + 5k = " + std::to_string(2 + 5 * k) + " with master weights; got " +
@@ -134,8 +135,7 @@ void RegisterAdamWMulti(OpRegistry& r) {
   };
   // The sum of the k adamw nodes' costs (each reads the scalars and grad_sumsq).
   d.cost = [](const NodeSig& s) {
-    const AdamWMultiLayout l{s.attrs.GetInt("tensors"), static_cast<int64_t>(s.inputs.size()) ==
-                                                            2 + 5 * s.attrs.GetInt("tensors")};
+    const auto l = AdamWMultiLayout::Of(s.attrs.GetInt("tensors"), s.inputs.size());
     const CostFn one = ops::ElementwiseCost(16);
     Cost c;
     for (int64_t i = 0; i < l.k; ++i) {

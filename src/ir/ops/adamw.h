@@ -36,6 +36,10 @@ inline constexpr int kAdamWMultiShift = 2;
 struct AdamWMultiLayout {
   int64_t k = 0;
   bool masters = false;
+  // The layout of a node with `tensors` = k and `inputs` inputs (masters iff 2 + 5k of them).
+  static AdamWMultiLayout Of(int64_t k, size_t inputs) {
+    return {k, static_cast<int64_t>(inputs) == 2 + 5 * k};
+  }
   static constexpr int64_t kScalarsInput = 0, kGradSumsqInput = 1;
   int64_t param(int64_t i) const { return 2 + i; }
   int64_t exp_avg(int64_t i) const { return 2 + k + i; }

@@ -75,7 +75,7 @@ Status AdamWKernel(const KernelContext& c) {
 // k adamw updates, one tensor after the other (ir::AdamWMultiLayout).
 Status AdamWMultiKernel(const KernelContext& c) {
   const int64_t k = c.attrs.GetInt("tensors");
-  const ir::AdamWMultiLayout l{k, static_cast<int64_t>(c.inputs.size()) == 2 + 5 * k};
+  const auto l = ir::AdamWMultiLayout::Of(k, c.inputs.size());
   ZT_CHECK_EQ(static_cast<int64_t>(c.inputs.size()), l.inputs());
   ZT_CHECK_EQ(static_cast<int64_t>(c.outputs.size()), l.outputs());
   for (size_t o = 0; o < c.outputs.size(); ++o)
