@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/settings.h"
+#include "passes/fuse_adamw.h"
 #include "passes/fuse_add_norm.h"
 #include "passes/fuse_matmul_epilogue.h"
 
@@ -25,6 +26,7 @@ std::vector<std::shared_ptr<Pass>> FusionPasses() {
   // Each fusion pass adds itself here, in the order it must run.
   out.push_back(std::make_shared<FuseAddNorm>());
   out.push_back(std::make_shared<FuseMatmulEpilogue>());
+  out.push_back(std::make_shared<FuseAdamW>());  // multi-tensor AdamW (independent of the others)
   return out;
 }
 

@@ -1,12 +1,17 @@
-// CUDA adamw against the CPU reference over five steps of one graph run by two executors (CPU and
-// GPU, the GPU's memory poisoned first): a plain step, a skipped step (grad_sumsq = +Inf), a
-// clipped step with a gradient multiplier (fp16 loss scale 2), a skipped step (NaN), and a plain
-// step with a new learning rate. Parameters f32/bf16/f16, gradients f32/bf16, with and without
-// f32 master weights; sizes 1, 7, 10007, around the 8-element vector steps (8, 9, 15, 16, 17, 23),
-// GPT-2's parameter sizes and its token embedding (50257 x 768). The kernel repeats the CPU's
-// rounded operations in order: every state agrees within 1e-6 relative (16-bit parameters within
-// one ulp) and, checked too, bit for bit; a skipped step must leave every state bit-identical on
-// the device. Misaligned tensors (ZeRO views into flat buffers) run directly.
+// CUDA adamw and adamw_multi against the CPU reference over five steps of one graph run by two
+// executors (CPU and GPU, the GPU's memory poisoned first): a plain step, a skipped step
+// (grad_sumsq = +Inf), a clipped step with a gradient multiplier (fp16 loss scale 2), a skipped
+// step (NaN), and a plain step with a new learning rate. adamw: parameters f32/bf16/f16,
+// gradients f32/bf16, with and without f32 master weights; sizes 1, 7, 10007, around the
+// 8-element vector steps (8, 9, 15, 16, 17, 23), GPT-2's parameter sizes and its token embedding
+// (50257 x 768). The kernel repeats the CPU's rounded operations in order: every state agrees
+// within 1e-6 relative (16-bit parameters within one ulp) and, checked too, bit for bit; a skipped
+// step must leave every state bit-identical on the device. Misaligned tensors (ZeRO views into
+// flat buffers) run directly. adamw_multi: 100 tensors (more than one launch's 48) of mixed sizes
+// (1, 7, 768, 1000, 2^20 + 3, tails around 8 and around its 8192-element block chunks), bit for
+// bit against the CPU (whose adamw_multi is k CPU adamw updates); 60 tensors of which two thirds
+// are misaligned (the scalar path) next to aligned ones in the same launches, run directly; and
+// k adamw nodes against one adamw_multi node, both on the GPU: identical bytes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +21,7 @@
 #include "ir/ops/adamw.h"
 #include "runtime/executor.h"
 #include "runtime/program.h"
+#include "support/adamw_graph.h"
 #include "support/device_compare.h"
 #include "support/graph_runner.h"
 
@@ -37,43 +43,50 @@ std::string Name(const Config& c) {
          " n " + std::to_string(c.n);
 }
 
-std::unique_ptr<ir::Graph> BuildGraph(const Config& c) {
-  auto g = std::make_unique<ir::Graph>("adamw");
-  ir::Builder b(g.get());
-  std::vector<ir::Value*> in = {b.Param("p", c.param, Shape{c.n}), b.Input("g", c.grad, Shape{c.n}),
-                                b.State("m", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState),
-                                b.State("v", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState),
-                                b.Input("s", DType::kF32, Shape{ir::kAdamWScalars}), b.Input("ss", DType::kF32, Shape{})};
-  if (c.master) in.push_back(b.State("w", DType::kF32, Shape{c.n}, MemCategory::kOptimizerState));
-  b.set_phase(ir::Phase::kOptimizer);
-  b.Emit("adamw", in, {{"beta1", kBeta1}, {"beta2", kBeta2}, {"eps", kEps}, {"weight_decay", kWeightDecay}}, "upd");
-  return g;
+// The tensors of a test with this file's hyperparameters (values p<x>, g<x>, m<x>, v<x>, w<x>).
+testing::AdamWTensors Tensors(DType param, DType grad, bool master, std::vector<std::pair<std::string, int64_t>> sizes) {
+  testing::AdamWTensors t{param, grad, master, std::move(sizes)};
+  t.beta1 = kBeta1;
+  t.beta2 = kBeta2;
+  t.eps = kEps;
+  t.weight_decay = kWeightDecay;
+  return t;
 }
 
-// One graph, compiled and run on the CPU and on the GPU.
-struct Twin {
-  CpuBackend cpu;
-  std::unique_ptr<Backend> gpu = testing::MakeCudaBackend();
-  std::unique_ptr<Program> prog_cpu, prog_gpu;
-  std::unique_ptr<Executor> exec_cpu, exec_gpu;
+// One adamw node on p, g, m, v (and w).
+std::unique_ptr<ir::Graph> BuildGraph(const Config& c) {
+  return testing::BuildAdamWGraph(Tensors(c.param, c.grad, c.master, {{"", c.n}}), false);
+}
 
-  explicit Twin(const Config& c) {
+// A reference program (on the CPU, or with ref_on_gpu on the GPU too) and a program on the GPU,
+// whose memory is poisoned first; both get the same inputs.
+struct Twin {
+  std::unique_ptr<Backend> ref_backend, gpu = testing::MakeCudaBackend();
+  std::unique_ptr<Program> prog_ref, prog_gpu;
+  std::unique_ptr<Executor> exec_ref, exec_gpu;
+
+  Twin(std::unique_ptr<ir::Graph> ref_graph, std::unique_ptr<ir::Graph> gpu_graph, bool ref_on_gpu = false) {
+    ref_backend = ref_on_gpu ? testing::MakeCudaBackend() : std::make_unique<CpuBackend>();
     CompileOptions co;
     co.dead_code_elimination = false;
-    prog_cpu = std::move(Program::Compile(BuildGraph(c), co)).value();
-    prog_gpu = std::move(Program::Compile(BuildGraph(c), co)).value();
+    if (ref_on_gpu) co.target = ir::Target::kCuda;
+    prog_ref = std::move(Program::Compile(std::move(ref_graph), co)).value();
+    co.target = ir::Target::kCuda;
+    prog_gpu = std::move(Program::Compile(std::move(gpu_graph), co)).value();
     ExecutorOptions eo;
     eo.memory = ExecMemoryMode::kArena;
-    exec_cpu = std::move(Executor::Create(*prog_cpu, cpu, eo)).value();
+    eo.poison = ref_on_gpu;
+    exec_ref = std::move(Executor::Create(*prog_ref, *ref_backend, eo)).value();
     eo.poison = true;
     exec_gpu = std::move(Executor::Create(*prog_gpu, *gpu, eo)).value();
   }
+  explicit Twin(const Config& c) : Twin(BuildGraph(c), BuildGraph(c)) {}
   void Write(const std::string& name, const std::vector<char>& bytes) {
-    ZT_CHECK_OK(exec_cpu->Write(prog_cpu->graph().FindValue(name), bytes.data(), bytes.size()));
+    ZT_CHECK_OK(exec_ref->Write(prog_ref->graph().FindValue(name), bytes.data(), bytes.size()));
     ZT_CHECK_OK(exec_gpu->Write(prog_gpu->graph().FindValue(name), bytes.data(), bytes.size()));
   }
   void Run() {
-    ZT_CHECK_OK(exec_cpu->Run());
+    ZT_CHECK_OK(exec_ref->Run());
     ZT_CHECK_OK(exec_gpu->Run());
   }
   static std::vector<char> Read(Executor& e, const Program& p, const std::string& name) {
@@ -82,7 +95,7 @@ struct Twin {
     ZT_CHECK_OK(e.Read(v, b.data(), b.size()));
     return b;
   }
-  std::vector<char> Cpu(const std::string& name) { return Read(*exec_cpu, *prog_cpu, name); }
+  std::vector<char> Ref(const std::string& name) { return Read(*exec_ref, *prog_ref, name); }
   std::vector<char> Gpu(const std::string& name) { return Read(*exec_gpu, *prog_gpu, name); }
 };
 
@@ -106,47 +119,60 @@ struct Step {
   float grad_sumsq;
   bool skipped;
 };
+const Step kSteps[] = {{1e-2, 1.0, 0.0, 4.0f, false},
+                       {1e-2, 1.0, 1.0, std::numeric_limits<float>::infinity(), true},
+                       {3e-2, 0.5, 1.0, 25.0f, false},  // true norm 2.5 -> clip by 1/(2.5 + 1e-6)
+                       {3e-2, 0.5, 1.0, std::nanf(""), true},
+                       {5e-3, 1.0, 100.0, 9.0f, false}};
 
-void RunSteps(const Config& c) {
-  SCOPED_TRACE(Name(c));
-  Twin t(c);
-  auto p0 = testing::RandomUniform(c.n, 1, -2.0f, 2.0f);
-  t.Write("p", testing::ToBytes(c.param, p0));
-  t.Write("m", F32Bytes(std::vector<float>(c.n, 0.0f)));
-  t.Write("v", F32Bytes(std::vector<float>(c.n, 0.0f)));
-  if (c.master) t.Write("w", F32Bytes(testing::RoundTo(c.param, p0)));
-  const float inf = std::numeric_limits<float>::infinity();
-  const Step steps[] = {{1e-2, 1.0, 0.0, 4.0f, false},   {1e-2, 1.0, 1.0, inf, true},
-                        {3e-2, 0.5, 1.0, 25.0f, false},  // true norm 2.5 -> clip by 1/(2.5 + 1e-6)
-                        {3e-2, 0.5, 1.0, std::nanf(""), true},
-                        {5e-3, 1.0, 100.0, 9.0f, false}};
+// kSteps on both programs of `t`; every state compared after every step.
+void RunSteps(Twin& t, const testing::AdamWTensors& ts) {
+  std::vector<std::pair<std::string, DType>> states;  // name, dtype
+  for (size_t k = 0; k < ts.suffix_and_size.size(); ++k) {
+    const auto& [sfx, n] = ts.suffix_and_size[k];
+    auto p0 = testing::RandomUniform(n, 1 + k, -2.0f, 2.0f);
+    t.Write("p" + sfx, testing::ToBytes(ts.param, p0));
+    t.Write("m" + sfx, F32Bytes(std::vector<float>(n, 0.0f)));
+    t.Write("v" + sfx, F32Bytes(std::vector<float>(n, 0.0f)));
+    if (ts.master) t.Write("w" + sfx, F32Bytes(testing::RoundTo(ts.param, p0)));
+    states.push_back({"p" + sfx, ts.param});
+    states.push_back({"m" + sfx, DType::kF32});
+    states.push_back({"v" + sfx, DType::kF32});
+    if (ts.master) states.push_back({"w" + sfx, DType::kF32});
+  }
   int t_adam = 0;
-  std::vector<std::string> states = {"p", "m", "v"};
-  if (c.master) states.push_back("w");
-  for (size_t k = 0; k < std::size(steps); ++k) {
-    const Step& s = steps[k];
+  for (size_t k = 0; k < std::size(kSteps); ++k) {
+    const Step& s = kSteps[k];
     SCOPED_TRACE("step " + std::to_string(k + 1) + (s.skipped ? " (skipped)" : ""));
     if (!s.skipped) ++t_adam;
-    auto grad = testing::RandomUniform(c.n, 100 + k, -1.0f, 1.0f);
-    grad[0] = 0.0f;  // a zero gradient: only decay moves it
-    t.Write("g", testing::ToBytes(c.grad, grad));
+    for (size_t i = 0; i < ts.suffix_and_size.size(); ++i) {
+      const auto& [sfx, n] = ts.suffix_and_size[i];
+      auto grad = testing::RandomUniform(n, 100 + k + 1000 * i, -1.0f, 1.0f);
+      grad[0] = 0.0f;  // a zero gradient: only decay moves it
+      t.Write("g" + sfx, testing::ToBytes(ts.grad, grad));
+    }
     t.Write("s", F32Bytes(Scalars(s.lr, std::max(t_adam, 1), s.mult, s.max_norm)));
     t.Write("ss", F32Bytes({s.grad_sumsq}));
     std::vector<std::vector<char>> before;
-    for (const auto& name : states) before.push_back(t.Gpu(name));
+    for (const auto& st : states) before.push_back(t.Gpu(st.first));
     t.Run();
     for (size_t i = 0; i < states.size(); ++i) {
-      const std::string& name = states[i];
-      DType dt = name == "p" ? c.param : DType::kF32;
+      const auto& [name, dt] = states[i];
       auto got = t.Gpu(name);
-      auto ref = t.Cpu(name);
-      testing::ExpectNear(name, dt, ref, got, name == "p" ? ParamTol(dt) : Tolerance{1e-12, 1e-6});
+      auto ref = t.Ref(name);
+      testing::ExpectNear(name, dt, ref, got, name[0] == 'p' ? ParamTol(dt) : Tolerance{1e-12, 1e-6});
       // Stronger than the tolerance: the kernel repeats the CPU's rounded operations one for one
       // (a failure here alone means an FMA contraction or a reordering crept in, on either side).
       testing::ExpectBitwiseEqual(name + " (bitwise)", dt, ref, got);
       if (s.skipped) testing::ExpectBitwiseEqual(name + " across a skipped step", dt, before[i], got);
     }
   }
+}
+
+void RunSteps(const Config& c) {
+  SCOPED_TRACE(Name(c));
+  Twin t(c);
+  RunSteps(t, Tensors(c.param, c.grad, c.master, {{"", c.n}}));
 }
 
 TEST(CudaAdamW, FiveStepsMatchCpu) {
@@ -182,6 +208,16 @@ TEST(CudaAdamW, Gpt2TokenEmbedding) {
   RunSteps({DType::kBF16, DType::kBF16, true, 50257 * 768});
 }
 
+// An input of a direct kernel run: `v` as dtype, placed `offset` bytes past an aligned address.
+testing::DirectTensor MakeDirect(DType dt, const std::vector<float>& v, size_t offset) {
+  testing::DirectTensor t;
+  t.dtype = dt;
+  t.shape = Shape{static_cast<int64_t>(v.size())};
+  t.bytes = testing::ToBytes(dt, v);
+  t.offset = offset;
+  return t;
+}
+
 // Views into flat buffers start at any element: every tensor misaligned, run directly, in place.
 TEST(CudaAdamW, MisalignedInPlace) {
   ZT_SKIP_WITHOUT_CUDA();
@@ -192,14 +228,7 @@ TEST(CudaAdamW, MisalignedInPlace) {
       for (size_t off : {size_t{4}, size_t{8}, size_t{12}}) {
         const int64_t n = 4099;
         SCOPED_TRACE(std::string(DTypeName(pt)) + (master ? " +master" : "") + " offset " + std::to_string(off));
-        auto mk = [&](DType dt, std::vector<float> v, size_t o) {
-          testing::DirectTensor t;
-          t.dtype = dt;
-          t.shape = Shape{static_cast<int64_t>(v.size())};
-          t.bytes = testing::ToBytes(dt, v);
-          t.offset = o;
-          return t;
-        };
+        auto mk = MakeDirect;
         auto p = testing::RandomUniform(n, 1, -2.0f, 2.0f);
         auto m = testing::RandomUniform(n, 2, -0.1f, 0.1f);
         auto v = testing::RandomUniform(n, 3, 0.0f, 0.01f);
@@ -222,6 +251,104 @@ TEST(CudaAdamW, MisalignedInPlace) {
           testing::ExpectNear("adamw output " + std::to_string(k), out[k].dtype, ref[k], got[k],
                               k == 0 ? ParamTol(pt) : Tolerance{1e-12, 1e-6});
           testing::ExpectBitwiseEqual("adamw output " + std::to_string(k) + " (bitwise)", out[k].dtype, ref[k], got[k]);
+        }
+      }
+    }
+  }
+}
+
+// `count` tensors of mixed sizes: single elements, odd sizes, GPT-2's 768, tails around the
+// 8-element vectors and the 8192-element block chunks, and two of 2^20 + 3 elements.
+std::vector<std::pair<std::string, int64_t>> MixedSizes(int count) {
+  const int64_t cycle[] = {1, 7, 768, 1000, 8, 9, 8191, 8192, 8193, 16391, 23};
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (int i = 0; i < count; ++i) {
+    int64_t n = cycle[i % std::size(cycle)];
+    if (i == 3 || i == 57) n = (int64_t{1} << 20) + 3;
+    out.push_back({std::to_string(i), n});
+  }
+  return out;
+}
+
+std::string Name(const testing::AdamWTensors& ts) {
+  return std::string("param ") + DTypeName(ts.param) + " grad " + DTypeName(ts.grad) + (ts.master ? " +master" : "") +
+         ", " + std::to_string(ts.suffix_and_size.size()) + " tensors";
+}
+
+// 100 tensors: three launches (48 + 48 + 4) of one node, against the CPU's adamw_multi.
+TEST(CudaAdamWMulti, ManyTensorsOfMixedSizesMatchCpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const Config configs[] = {{DType::kBF16, DType::kBF16, true, 0}, {DType::kF32, DType::kF32, false, 0},
+                            {DType::kBF16, DType::kF32, true, 0},  {DType::kF16, DType::kBF16, false, 0},
+                            {DType::kF32, DType::kBF16, true, 0}};
+  for (const Config& c : configs) {
+    const testing::AdamWTensors ts = Tensors(c.param, c.grad, c.master, MixedSizes(100));
+    SCOPED_TRACE(Name(ts));
+    Twin t(testing::BuildAdamWGraph(ts, true), testing::BuildAdamWGraph(ts, true));
+    ASSERT_EQ(t.prog_gpu->graph().nodes().size(), 1u);
+    ASSERT_EQ(t.prog_gpu->graph().nodes()[0]->op->name, "adamw_multi");
+    RunSteps(t, ts);
+  }
+}
+
+// k adamw nodes and one adamw_multi node over the same tensors, both on the GPU: the same bytes.
+TEST(CudaAdamWMulti, SameBytesAsSeparateAdamWNodesOnTheGpu) {
+  ZT_SKIP_WITHOUT_CUDA();
+  const Config configs[] = {{DType::kBF16, DType::kBF16, true, 0}, {DType::kF32, DType::kF32, false, 0}};
+  for (const Config& c : configs) {
+    const testing::AdamWTensors ts = Tensors(c.param, c.grad, c.master, MixedSizes(60));
+    SCOPED_TRACE(Name(ts));
+    Twin t(testing::BuildAdamWGraph(ts, false), testing::BuildAdamWGraph(ts, true), /*ref_on_gpu=*/true);
+    ASSERT_EQ(t.prog_ref->graph().nodes().size(), 60u);
+    ASSERT_EQ(t.prog_gpu->graph().nodes().size(), 1u);
+    RunSteps(t, ts);
+  }
+}
+
+// Misaligned tensors (the scalar path) next to aligned ones in the same launches, run directly,
+// in place: a clipped step and a skipped one (which must leave every byte as it was).
+TEST(CudaAdamWMulti, MisalignedNextToAlignedTensors) {
+  ZT_SKIP_WITHOUT_CUDA();
+  std::unique_ptr<Backend> cuda = testing::MakeCudaBackend();
+  CpuBackend cpu;
+  const int64_t cycle[] = {4099, 7, 1, 8200, 768, 16, 8193};  // 7 sizes: each aligned and misaligned
+  for (DType pt : {DType::kF32, DType::kBF16}) {
+    for (bool master : {false, true}) {
+      for (int64_t k : {int64_t{48}, int64_t{60}}) {
+        for (float sumsq : {30.0f, std::numeric_limits<float>::infinity()}) {
+          SCOPED_TRACE(std::string(DTypeName(pt)) + (master ? " +master" : "") + " k " + std::to_string(k) +
+                       " grad_sumsq " + std::to_string(sumsq));
+          const ir::AdamWMultiLayout l{k, master};
+          std::vector<testing::DirectTensor> in(static_cast<size_t>(l.inputs()));
+          in[l.kScalarsInput] = MakeDirect(DType::kF32, Scalars(1e-3, 3, 0.5, 1.0), 4);
+          in[l.kGradSumsqInput] = MakeDirect(DType::kF32, {sumsq}, 4);
+          for (int64_t i = 0; i < k; ++i) {
+            const int64_t n = cycle[i % std::size(cycle)];
+            const size_t off = i % 3 == 0 ? 0 : 4 * (1 + (i / 3) % 3);  // bytes: 0 (aligned), 4, 8, 12
+            const size_t poff = pt == DType::kF32 ? off : off / 2;
+            auto p = testing::RandomUniform(n, 1 + i, -2.0f, 2.0f);
+            in[l.param(i)] = MakeDirect(pt, p, poff);
+            in[l.grad(i)] = MakeDirect(pt, testing::RandomUniform(n, 1000 + i), poff);
+            in[l.exp_avg(i)] = MakeDirect(DType::kF32, testing::RandomUniform(n, 2000 + i, -0.1f, 0.1f), off);
+            in[l.exp_avg_sq(i)] = MakeDirect(DType::kF32, testing::RandomUniform(n, 3000 + i, 0.0f, 0.01f), off ? 16 - off : 0);
+            if (master) in[l.master(i)] = MakeDirect(DType::kF32, testing::RoundTo(pt, p), off);
+          }
+          std::vector<testing::DirectTensor> out(static_cast<size_t>(l.outputs()));
+          for (size_t o = 0; o < out.size(); ++o) {
+            out[o].dtype = in[o + ir::kAdamWMultiShift].dtype;
+            out[o].shape = in[o + ir::kAdamWMultiShift].shape;
+            out[o].alias_input = static_cast<int>(o + ir::kAdamWMultiShift);
+          }
+          ir::AttrMap attrs{{"tensors", k}, {"beta1", kBeta1}, {"beta2", kBeta2}, {"eps", kEps}, {"weight_decay", kWeightDecay}};
+          auto ref = testing::RunKernelDirect(cpu, "adamw_multi", attrs, in, out);
+          auto got = testing::RunKernelDirect(*cuda, "adamw_multi", attrs, in, out);
+          for (size_t o = 0; o < out.size(); ++o) {
+            const std::string what = "adamw_multi output " + std::to_string(o);
+            testing::ExpectBitwiseEqual(what + " (bitwise)", out[o].dtype, ref[o], got[o]);
+            if (std::isinf(sumsq)) {
+              testing::ExpectBitwiseEqual(what + " across a skipped step", out[o].dtype, in[o + 2].bytes, got[o]);
+            }
+          }
         }
       }
     }

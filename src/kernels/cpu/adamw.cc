@@ -1,5 +1,6 @@
 // CPU AdamW: the same float operations, in the same order, as torch.optim.AdamW's single-tensor
-// path, so results agree to rounding.
+// path, so results agree to rounding. adamw_multi runs adamw_fwd on each of its tensors in turn,
+// so it is bit-identical to the k adamw nodes it replaces by construction.
 #include "kernels/cpu/adamw.h"
 
 #include <cmath>
@@ -55,20 +56,47 @@ void adamw_fwd(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, c
 }
 
 namespace {
+
+AdamWHyper HyperOf(const ir::AttrMap& a) {
+  return {a.GetFloat("beta1"), a.GetFloat("beta2"), a.GetFloat("eps"), a.GetFloat("weight_decay")};
+}
+
 Status AdamWKernel(const KernelContext& c) {
-  AdamWHyper h{c.attrs.GetFloat("beta1"), c.attrs.GetFloat("beta2"), c.attrs.GetFloat("eps"),
-               c.attrs.GetFloat("weight_decay")};
   // Outputs alias inputs (in place): write through the outputs, read through the inputs.
   ZT_CHECK(c.outputs[0].data == c.inputs[0].data && c.outputs[1].data == c.inputs[2].data &&
            c.outputs[2].data == c.inputs[3].data)
       << "adamw must run in place";
   Tensor master = c.inputs.size() == 7 ? c.outputs[3] : Tensor();
   adamw_fwd(c.outputs[0], c.inputs[1], c.outputs[1], c.outputs[2], c.inputs[4].as<float>(),
-            c.inputs[5].as<float>()[0], master, h);
+            c.inputs[5].as<float>()[0], master, HyperOf(c.attrs));
   return OkStatus();
 }
+
+// k adamw updates, one tensor after the other (ir::AdamWMultiLayout).
+Status AdamWMultiKernel(const KernelContext& c) {
+  const int64_t k = c.attrs.GetInt("tensors");
+  const auto l = ir::AdamWMultiLayout::Of(k, c.inputs.size());
+  ZT_CHECK_EQ(static_cast<int64_t>(c.inputs.size()), l.inputs());
+  ZT_CHECK_EQ(static_cast<int64_t>(c.outputs.size()), l.outputs());
+  for (size_t o = 0; o < c.outputs.size(); ++o)
+    ZT_CHECK(c.outputs[o].data == c.inputs[o + ir::kAdamWMultiShift].data) << "adamw_multi must run in place";
+  const float* scalars = c.inputs[l.kScalarsInput].as<float>();
+  const float grad_sumsq = c.inputs[l.kGradSumsqInput].as<float>()[0];
+  const AdamWHyper h = HyperOf(c.attrs);
+  auto out = [&](int64_t input) -> const Tensor& { return c.outputs[input - ir::kAdamWMultiShift]; };
+  for (int64_t i = 0; i < k; ++i) {
+    Tensor master = l.masters ? out(l.master(i)) : Tensor();
+    adamw_fwd(out(l.param(i)), c.inputs[l.grad(i)], out(l.exp_avg(i)), out(l.exp_avg_sq(i)), scalars, grad_sumsq,
+              master, h);
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
-void RegisterAdamWCpuKernels(KernelRegistry& r) { r.Register("adamw", DeviceKind::kCPU, AdamWKernel); }
+void RegisterAdamWCpuKernels(KernelRegistry& r) {
+  r.Register("adamw", DeviceKind::kCPU, AdamWKernel);
+  r.Register("adamw_multi", DeviceKind::kCPU, AdamWMultiKernel);
+}
 
 }  // namespace zt

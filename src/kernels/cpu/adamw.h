@@ -1,4 +1,4 @@
-// CPU kernel of adamw (semantics in ir/ops/adamw.cc), element-wise in f32, in place.
+// CPU kernels of adamw and adamw_multi (semantics in ir/ops/adamw.cc), element-wise in f32, in place.
 #pragma once
 
 #include "core/tensor.h"

@@ -1,15 +1,21 @@
-// CUDA kernel of adamw (semantics in ir/ops/adamw.cc, reference in kernels/cpu/adamw.cc), in place.
+// CUDA kernels of adamw and adamw_multi (semantics in ir/ops/adamw.cc, reference in
+// kernels/cpu/adamw.cc), in place.
 // Invariant: bit-identical to the CPU kernel. The per-step coefficients (clipping coefficient from
 // grad_sumsq, decay, step size, bias-correction root) are computed ON THE DEVICE from the scalars
 // input and grad_sumsq (device memory; the host never reads them, never synchronizes), in double
 // with the CPU's operations in the CPU's order; the element update uses explicitly rounded f32
 // operations (__fmul_rn, __fadd_rn, __fdiv_rn, __fsqrt_rn) so nvcc cannot contract them into FMAs
 // that the CPU build (x86-64 baseline, no FMA) does not use. A non-finite grad_sumsq skips the
-// step: every thread sees it and writes nothing. When every pointer is 16-byte aligned a thread
-// moves 8 elements with 16-byte loads/stores (one for bf16/f16 param or grad, two for each f32
-// state); the grid covers the tensor at one vector a thread; scalar tail. The CPU divides (by
-// bc2_sqrt, by denom) per element, so this kernel does too (__fdiv_rn): a reciprocal would change
-// the bits.
+// step: every thread sees it and writes nothing. When every pointer of a tensor is 16-byte aligned
+// a thread moves 8 elements with 16-byte loads/stores (one for bf16/f16 param or grad, two for
+// each f32 state); scalar tail. The CPU divides (by bc2_sqrt, by denom) per element, so these
+// kernels do too (__fdiv_rn): a reciprocal would change the bits.
+//  - adamw: the grid covers the tensor at one vector a thread (grid-stride when capped).
+//  - adamw_multi: one launch per up to kMultiTensors tensors, whose descriptors (pointers, size,
+//    first block, vector path) travel BY VALUE in the kernel parameter (<= 4 KB; a CUDA graph
+//    captures it, so no device-side table). Each block updates one kMultiChunk-element chunk of
+//    one tensor, found from the first-block indices. Every element goes through the same device
+//    functions as adamw's, so the result equals k adamw launches bit for bit.
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.h"
@@ -26,18 +32,42 @@ constexpr int kThreads = 256;
 // Elements per thread step: one 16-byte vector of a 16-bit param/grad, two of each f32 state.
 constexpr int kVec = 8;
 
+// One tensor's memory: parameter, gradient, moments and (or nullptr) f32 master weights.
 template <typename P, typename G>
-struct AdamWArgs {
+struct TensorPtrs {
   P* p;
   const G* g;
   float* m;
   float* v;
   float* w;  // f32 master weights, or nullptr
+  bool Aligned() const { return dev::Aligned16(p, g, m, v) && (w == nullptr || dev::Aligned16(w)); }
+};
+
+// The node's attributes, rounded on the host exactly as the CPU kernel rounds them.
+struct Hyper {
+  double weight_decay;
+  float b1, one_minus_b1, b2, one_minus_b2, eps;
+};
+
+Hyper HyperOf(const ir::AttrMap& attrs) {
+  const double beta1 = attrs.GetFloat("beta1"), beta2 = attrs.GetFloat("beta2");
+  Hyper h;
+  h.weight_decay = attrs.GetFloat("weight_decay");
+  h.b1 = static_cast<float>(beta1);
+  h.one_minus_b1 = static_cast<float>(1.0 - beta1);
+  h.b2 = static_cast<float>(beta2);
+  h.one_minus_b2 = static_cast<float>(1.0 - beta2);
+  h.eps = static_cast<float>(attrs.GetFloat("eps"));
+  return h;
+}
+
+template <typename P, typename G>
+struct AdamWArgs {
+  TensorPtrs<P, G> t;
   const float* scalars;     // ir::AdamWScalar layout
   const float* grad_sumsq;  // f32[]
   int64_t n;
-  double weight_decay;
-  float b1, one_minus_b1, b2, one_minus_b2, eps;
+  Hyper h;
   bool vec;
 };
 
@@ -70,13 +100,12 @@ __device__ Coeffs ComputeCoeffs(const float* scalars, const float* grad_sumsq, d
 }
 
 // One element: returns the new weight (f32), updates mi and vi.
-__device__ __forceinline__ float Update(float gi, float wi, float& mi, float& vi, const Coeffs& c, float b1,
-                                        float one_minus_b1, float b2, float one_minus_b2, float eps) {
+__device__ __forceinline__ float Update(float gi, float wi, float& mi, float& vi, const Coeffs& c, const Hyper& h) {
   if (c.gmult != 1.0f) gi = __fmul_rn(gi, c.gmult);
   float pi = __fmul_rn(wi, c.decay);
-  mi = __fadd_rn(__fmul_rn(mi, b1), __fmul_rn(gi, one_minus_b1));
-  vi = __fadd_rn(__fmul_rn(vi, b2), __fmul_rn(__fmul_rn(one_minus_b2, gi), gi));
-  float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), c.bc2_sqrt), eps);
+  mi = __fadd_rn(__fmul_rn(mi, h.b1), __fmul_rn(gi, h.one_minus_b1));
+  vi = __fadd_rn(__fmul_rn(vi, h.b2), __fmul_rn(__fmul_rn(h.one_minus_b2, gi), gi));
+  float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), c.bc2_sqrt), h.eps);
   return __fadd_rn(pi, __fmul_rn(c.neg_step, __fdiv_rn(mi, denom)));
 }
 
@@ -111,15 +140,40 @@ struct Loaded {
 };
 
 template <typename P, typename G>
-__device__ __forceinline__ void LoadVector(const AdamWArgs<P, G>& a, int64_t i0, Loaded& l) {
-  LoadVec8(a.g + i0, l.g);
-  LoadVec8(a.m + i0, l.m);
-  LoadVec8(a.v + i0, l.v);
-  if (a.w) {
-    LoadVec8(a.w + i0, l.w);
+__device__ __forceinline__ void LoadVector(const TensorPtrs<P, G>& t, int64_t i0, Loaded& l) {
+  LoadVec8(t.g + i0, l.g);
+  LoadVec8(t.m + i0, l.m);
+  LoadVec8(t.v + i0, l.v);
+  if (t.w) {
+    LoadVec8(t.w + i0, l.w);
   } else {
-    LoadVec8(a.p + i0, l.w);
+    LoadVec8(t.p + i0, l.w);
   }
+}
+
+// Updates a loaded vector (elements i0 .. i0 + kVec - 1) and stores it.
+template <typename P, typename G>
+__device__ __forceinline__ void UpdateVector(const TensorPtrs<P, G>& t, int64_t i0, Loaded& l, const Coeffs& c,
+                                             const Hyper& h) {
+  float pv[kVec];
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) pv[e] = Update(l.g[e], l.w[e], l.m[e], l.v[e], c, h);
+  StoreVec8(t.m + i0, l.m);
+  StoreVec8(t.v + i0, l.v);
+  if (t.w) StoreVec8(t.w + i0, pv);
+  StoreVec8(t.p + i0, pv);
+}
+
+// Element i alone (tails, and tensors that are not 16-byte aligned).
+template <typename P, typename G>
+__device__ __forceinline__ void UpdateElement(const TensorPtrs<P, G>& t, int64_t i, const Coeffs& c, const Hyper& h) {
+  float mi = t.m[i], vi = t.v[i];
+  float wi = t.w ? t.w[i] : dev::ToF32(t.p[i]);
+  wi = Update(dev::ToF32(t.g[i]), wi, mi, vi, c, h);
+  t.m[i] = mi;
+  t.v[i] = vi;
+  if (t.w) t.w[i] = wi;
+  t.p[i] = dev::FromF32<P>(wi);
 }
 
 // One thread per vector of kVec elements (grid-stride when the grid is capped). Each thread
@@ -132,33 +186,61 @@ __global__ void __launch_bounds__(kThreads) adamw_fwd_kernel(AdamWArgs<P, G> a) 
   const int64_t nv = a.vec ? a.n / kVec : 0;
   int64_t k = tid;
   Loaded l;
-  if (k < nv) LoadVector(a, k * kVec, l);
-  const Coeffs c = ComputeCoeffs(a.scalars, a.grad_sumsq, a.weight_decay);
+  if (k < nv) LoadVector(a.t, k * kVec, l);
+  const Coeffs c = ComputeCoeffs(a.scalars, a.grad_sumsq, a.h.weight_decay);
   if (c.skip) return;  // overflow: leave every state as it is
   while (k < nv) {
-    const int64_t i0 = k * kVec;
-    float pv[kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) {
-      pv[e] = Update(l.g[e], l.w[e], l.m[e], l.v[e], c, a.b1, a.one_minus_b1, a.b2, a.one_minus_b2, a.eps);
-    }
-    StoreVec8(a.m + i0, l.m);
-    StoreVec8(a.v + i0, l.v);
-    if (a.w) StoreVec8(a.w + i0, pv);
-    StoreVec8(a.p + i0, pv);
+    UpdateVector(a.t, k * kVec, l, c, a.h);
     k += stride;
-    if (k < nv) LoadVector(a, k * kVec, l);
+    if (k < nv) LoadVector(a.t, k * kVec, l);
   }
   // The tail (a.n % kVec elements), or every element when a tensor is not 16-byte aligned.
-  for (int64_t i = nv * kVec + tid; i < a.n; i += stride) {
-    float mi = a.m[i], vi = a.v[i];
-    float wi = a.w ? a.w[i] : dev::ToF32(a.p[i]);
-    wi = Update(dev::ToF32(a.g[i]), wi, mi, vi, c, a.b1, a.one_minus_b1, a.b2, a.one_minus_b2, a.eps);
-    a.m[i] = mi;
-    a.v[i] = vi;
-    if (a.w) a.w[i] = wi;
-    a.p[i] = dev::FromF32<P>(wi);
+  for (int64_t i = nv * kVec + tid; i < a.n; i += stride) UpdateElement(a.t, i, c, a.h);
+}
+
+// adamw_multi: tensors per launch (the parameter struct stays <= 4 KB) and elements per block.
+constexpr int kMultiTensors = 48;
+constexpr int64_t kMultiChunk = int64_t{kThreads} * kVec * 4;  // 4 vectors a thread
+
+template <typename P, typename G>
+struct MultiTensor {
+  TensorPtrs<P, G> t;
+  int64_t n;            // elements (> 0)
+  int64_t first_block;  // blocks [first_block, next tensor's first_block) cover it, kMultiChunk each
+  int vec;              // 1: every pointer 16-byte aligned, the vector path applies
+};
+
+template <typename P, typename G>
+struct AdamWMultiArgs {
+  MultiTensor<P, G> d[kMultiTensors];
+  const float* scalars;     // ir::AdamWScalar layout
+  const float* grad_sumsq;  // f32[]
+  Hyper h;
+  int count;  // descriptors used, 1..kMultiTensors
+};
+static_assert(sizeof(AdamWMultiArgs<float, float>) <= 4096, "adamw_multi's kernel parameter must stay <= 4 KB");
+
+template <typename P, typename G>
+__global__ void __launch_bounds__(kThreads) adamw_multi_fwd_kernel(const AdamWMultiArgs<P, G> a) {
+  const Coeffs c = ComputeCoeffs(a.scalars, a.grad_sumsq, a.h.weight_decay);
+  if (c.skip) return;  // overflow: leave every state as it is
+  const int64_t block = blockIdx.x;
+  int ti = 0;  // the tensor whose blocks include this one (first blocks ascend)
+  while (ti + 1 < a.count && block >= a.d[ti + 1].first_block) ++ti;
+  const MultiTensor<P, G>& d = a.d[ti];
+  const int64_t begin = (block - d.first_block) * kMultiChunk;  // a multiple of kVec, < d.n
+  const int64_t end = begin + kMultiChunk < d.n ? begin + kMultiChunk : d.n;
+  int64_t scalar_from = begin;
+  if (d.vec) {
+    const int64_t vend = end < d.n / kVec * kVec ? end : d.n / kVec * kVec;  // >= begin
+    for (int64_t i0 = begin + static_cast<int64_t>(threadIdx.x) * kVec; i0 < vend; i0 += int64_t{kThreads} * kVec) {
+      Loaded l;
+      LoadVector(d.t, i0, l);
+      UpdateVector(d.t, i0, l, c, a.h);
+    }
+    scalar_from = vend;
   }
+  for (int64_t i = scalar_from + threadIdx.x; i < end; i += kThreads) UpdateElement(d.t, i, c, a.h);
 }
 
 Status AdamWKernel(const KernelContext& c) {
@@ -173,7 +255,6 @@ Status AdamWKernel(const KernelContext& c) {
   ZT_CHECK(c.inputs[2].dtype == DType::kF32 && c.inputs[3].dtype == DType::kF32 && c.inputs[4].dtype == DType::kF32 &&
            c.inputs[5].dtype == DType::kF32);
   ZT_CHECK_EQ(grad.numel(), n);
-  double beta1 = c.attrs.GetFloat("beta1"), beta2 = c.attrs.GetFloat("beta2");
   float* master = c.inputs.size() == 7 ? static_cast<float*>(c.outputs[3].data) : nullptr;
   cudaStream_t s = CudaStreamOf(c.stream);
   dev::DispatchFloat(param.dtype, [&](auto ptag) {
@@ -181,22 +262,13 @@ Status AdamWKernel(const KernelContext& c) {
     dev::DispatchFloat(grad.dtype, [&](auto gtag) {
       using G = decltype(gtag);
       AdamWArgs<P, G> a;
-      a.p = static_cast<P*>(param.data);
-      a.g = static_cast<const G*>(grad.data);
-      a.m = static_cast<float*>(c.outputs[1].data);
-      a.v = static_cast<float*>(c.outputs[2].data);
-      a.w = master;
+      a.t = {static_cast<P*>(param.data), static_cast<const G*>(grad.data), static_cast<float*>(c.outputs[1].data),
+             static_cast<float*>(c.outputs[2].data), master};
       a.scalars = static_cast<const float*>(c.inputs[4].data);
       a.grad_sumsq = static_cast<const float*>(c.inputs[5].data);
       a.n = n;
-      a.weight_decay = c.attrs.GetFloat("weight_decay");
-      // Host-side constants exactly as the CPU kernel rounds them.
-      a.b1 = static_cast<float>(beta1);
-      a.one_minus_b1 = static_cast<float>(1.0 - beta1);
-      a.b2 = static_cast<float>(beta2);
-      a.one_minus_b2 = static_cast<float>(1.0 - beta2);
-      a.eps = static_cast<float>(c.attrs.GetFloat("eps"));
-      a.vec = dev::Aligned16(a.p, a.g, a.m, a.v) && (master == nullptr || dev::Aligned16(master));
+      a.h = HyperOf(c.attrs);
+      a.vec = a.t.Aligned();
       // One thread per vector (or per element on the scalar path), capped at 2^31 threads.
       const int64_t work = a.vec ? (n + kVec - 1) / kVec : n;
       adamw_fwd_kernel<P, G><<<dev::GridFor(work, kThreads, int64_t{1} << 23), kThreads, 0, s>>>(a);
@@ -206,8 +278,69 @@ Status AdamWKernel(const KernelContext& c) {
   return OkStatus();
 }
 
+Status AdamWMultiKernel(const KernelContext& c) {
+  const int64_t k = c.attrs.GetInt("tensors");
+  const auto l = ir::AdamWMultiLayout::Of(k, c.inputs.size());
+  ZT_CHECK_EQ(static_cast<int64_t>(c.inputs.size()), l.inputs());
+  ZT_CHECK_EQ(static_cast<int64_t>(c.outputs.size()), l.outputs());
+  // Outputs alias inputs (in place): write through the outputs, read through the inputs.
+  for (size_t o = 0; o < c.outputs.size(); ++o)
+    ZT_CHECK(c.outputs[o].data == c.inputs[o + ir::kAdamWMultiShift].data) << "adamw_multi must run in place";
+  ZT_CHECK(c.inputs[l.kScalarsInput].dtype == DType::kF32 && c.inputs[l.kGradSumsqInput].dtype == DType::kF32);
+  auto out = [&](int64_t input) -> const Tensor& { return c.outputs[input - ir::kAdamWMultiShift]; };
+  const DType pdt = out(l.param(0)).dtype, gdt = c.inputs[l.grad(0)].dtype;
+  cudaStream_t s = CudaStreamOf(c.stream);
+  dev::DispatchFloat(pdt, [&](auto ptag) {
+    using P = decltype(ptag);
+    dev::DispatchFloat(gdt, [&](auto gtag) {
+      using G = decltype(gtag);
+      AdamWMultiArgs<P, G> a{};
+      a.scalars = static_cast<const float*>(c.inputs[l.kScalarsInput].data);
+      a.grad_sumsq = static_cast<const float*>(c.inputs[l.kGradSumsqInput].data);
+      a.h = HyperOf(c.attrs);
+      int64_t blocks = 0;
+      auto launch = [&] {
+        if (a.count > 0) {
+          ZT_CHECK_LE(blocks, int64_t{0x7fffffff});
+          adamw_multi_fwd_kernel<P, G><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(a);
+          ZT_CUDA_CHECK(cudaGetLastError());
+        }
+        a.count = 0;
+        blocks = 0;
+      };
+      for (int64_t i = 0; i < k; ++i) {
+        const Tensor& p = out(l.param(i));
+        const Tensor& g = c.inputs[l.grad(i)];
+        const int64_t n = p.numel();
+        ZT_CHECK(p.dtype == pdt && g.dtype == gdt) << "adamw_multi: tensor " << i << " has another dtype";
+        ZT_CHECK(g.numel() == n && out(l.exp_avg(i)).numel() == n && out(l.exp_avg_sq(i)).numel() == n &&
+                 out(l.exp_avg(i)).dtype == DType::kF32 && out(l.exp_avg_sq(i)).dtype == DType::kF32);
+        if (n == 0) continue;
+        MultiTensor<P, G>& d = a.d[a.count++];
+        float* w = nullptr;
+        if (l.masters) {
+          ZT_CHECK(out(l.master(i)).dtype == DType::kF32 && out(l.master(i)).numel() == n);
+          w = static_cast<float*>(out(l.master(i)).data);
+        }
+        d.t = {static_cast<P*>(p.data), static_cast<const G*>(g.data), static_cast<float*>(out(l.exp_avg(i)).data),
+               static_cast<float*>(out(l.exp_avg_sq(i)).data), w};
+        d.n = n;
+        d.first_block = blocks;
+        d.vec = d.t.Aligned() ? 1 : 0;
+        blocks += (n + kMultiChunk - 1) / kMultiChunk;
+        if (a.count == kMultiTensors) launch();
+      }
+      launch();
+    });
+  });
+  return OkStatus();
+}
+
 }  // namespace
 
-void RegisterAdamWCudaKernels(KernelRegistry& r) { r.Register("adamw", DeviceKind::kCUDA, AdamWKernel); }
+void RegisterAdamWCudaKernels(KernelRegistry& r) {
+  r.Register("adamw", DeviceKind::kCUDA, AdamWKernel);
+  r.Register("adamw_multi", DeviceKind::kCUDA, AdamWMultiKernel);
+}
 
 }  // namespace zt
