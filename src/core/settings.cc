@@ -44,8 +44,8 @@ constexpr Info kSettings[] = {
      "capture each training step into a CUDA graph and replay it (CUDA backend, arena memory mode); 0 runs "
      "every step kernel by kernel"},
     {"ZT_FUSION", "1",
-     "1: the fusion passes rewrite the step (passes/fusion.h: fused kernels in place of groups of "
-     "nodes); 0 leaves them out, for comparisons"},
+     "which fusion passes rewrite the step (passes/fusion.h): 1 the default set (add_norm, matmul_gelu, "
+     "adamw), all, 0 none, or a comma-separated list of add_norm, matmul_gelu, matmul_bgrad, adamw"},
 };
 
 const Info* Find(std::string_view name) {

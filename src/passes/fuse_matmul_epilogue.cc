@@ -227,8 +227,10 @@ bool FuseOne(ir::Graph& g, Matcher match) {
 
 StatusOr<bool> FuseMatmulEpilogue::Run(ir::Graph& g) {
   bool changed = false;
-  for (Matcher match : {static_cast<Matcher>(MatchGelu), static_cast<Matcher>(MatchDGelu),
-                        static_cast<Matcher>(MatchBGrad)}) {
+  std::vector<Matcher> matchers;
+  if (o_.gelu) matchers = {static_cast<Matcher>(MatchGelu), static_cast<Matcher>(MatchDGelu)};
+  if (o_.bgrad) matchers.push_back(static_cast<Matcher>(MatchBGrad));
+  for (Matcher match : matchers) {
     while (FuseOne(g, match)) changed = true;
   }
   return changed;

@@ -23,8 +23,17 @@ namespace zt::passes {
 
 class FuseMatmulEpilogue final : public Pass {
  public:
+  struct Options {
+    bool gelu = true;   // matmul_gelu and matmul_dgelu
+    bool bgrad = true;  // matmul_bgrad
+  };
+  FuseMatmulEpilogue() = default;
+  explicit FuseMatmulEpilogue(Options o) : o_(o) {}
   std::string name() const override { return "fuse_matmul_epilogue"; }
   StatusOr<bool> Run(ir::Graph& g) override;
+
+ private:
+  Options o_;
 };
 
 }  // namespace zt::passes

@@ -1,5 +1,5 @@
 // The fusion passes (passes/fusion.h) change how the step computes its values, never the values:
-// a tiny GPT-2 and a tiny Llama trained for a few steps with ZT_FUSION=1 and with ZT_FUSION=0
+// a tiny GPT-2 and a tiny Llama trained for a few steps with ZT_FUSION=all and with ZT_FUSION=0
 // give BIT-IDENTICAL losses, gradient norms and parameters, for every precision, ZeRO stage (one
 // rank) and with gradient accumulation. The fused program must also be a different program:
 // fewer nodes than the unfused one, with the op counts listed in the failure message.
@@ -62,7 +62,7 @@ StatusOr<models::BuiltModel> Build(ir::Builder& b, const Case& c) {
 }
 
 TrainResult Train(const Case& c, bool fusion) {
-  ZT_CHECK(setenv("ZT_FUSION", fusion ? "1" : "0", 1) == 0);
+  ZT_CHECK(setenv("ZT_FUSION", fusion ? "all" : "0", 1) == 0);
   auto g = std::make_unique<ir::Graph>(c.model);
   ir::Builder b(g.get());
   auto m = Build(b, c);

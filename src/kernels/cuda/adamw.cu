@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) adamw_fwd_kernel(AdamWArgs<P, G> a) 
 
 // adamw_multi: tensors per launch (the parameter struct stays <= 4 KB) and elements per block.
 constexpr int kMultiTensors = 48;
-constexpr int64_t kMultiChunk = int64_t{kThreads} * kVec * 4;  // 4 vectors a thread
+constexpr int64_t kMultiChunk = int64_t{kThreads} * kVec;  // one vector a thread
 
 template <typename P, typename G>
 struct MultiTensor {
@@ -220,27 +220,37 @@ struct AdamWMultiArgs {
 };
 static_assert(sizeof(AdamWMultiArgs<float, float>) <= 4096, "adamw_multi's kernel parameter must stay <= 4 KB");
 
+// One block per chunk of kMultiChunk elements of one tensor, one vector (or, on the scalar path,
+// up to kVec elements) per thread, like adamw_fwd_kernel's one vector per thread. The block finds
+// its tensor by binary search over the ascending first blocks, copies that descriptor into
+// registers, issues its loads, and only then computes the coefficients, so their latencies
+// overlap. The descriptors are read in place from the parameter space (__grid_constant__).
 template <typename P, typename G>
-__global__ void __launch_bounds__(kThreads) adamw_multi_fwd_kernel(const AdamWMultiArgs<P, G> a) {
+__global__ void __launch_bounds__(kThreads) adamw_multi_fwd_kernel(const __grid_constant__ AdamWMultiArgs<P, G> a) {
+  const int64_t block = blockIdx.x;
+  int lo = 0, hi = a.count - 1;  // the last tensor whose first block is <= block
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (a.d[mid].first_block <= block) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const TensorPtrs<P, G> t = a.d[lo].t;
+  const int64_t n = a.d[lo].n;
+  const bool vec = a.d[lo].vec != 0;
+  const int64_t begin = (block - a.d[lo].first_block) * kMultiChunk;  // a multiple of kVec, < n
+  const int64_t end = begin + kMultiChunk < n ? begin + kMultiChunk : n;
+  const int64_t vend = vec ? (end < n / kVec * kVec ? end : n / kVec * kVec) : begin;  // vectors: [begin, vend)
+  const int64_t i0 = begin + static_cast<int64_t>(threadIdx.x) * kVec;
+  const bool has_vector = i0 < vend;
+  Loaded l;
+  if (has_vector) LoadVector(t, i0, l);
   const Coeffs c = ComputeCoeffs(a.scalars, a.grad_sumsq, a.h.weight_decay);
   if (c.skip) return;  // overflow: leave every state as it is
-  const int64_t block = blockIdx.x;
-  int ti = 0;  // the tensor whose blocks include this one (first blocks ascend)
-  while (ti + 1 < a.count && block >= a.d[ti + 1].first_block) ++ti;
-  const MultiTensor<P, G>& d = a.d[ti];
-  const int64_t begin = (block - d.first_block) * kMultiChunk;  // a multiple of kVec, < d.n
-  const int64_t end = begin + kMultiChunk < d.n ? begin + kMultiChunk : d.n;
-  int64_t scalar_from = begin;
-  if (d.vec) {
-    const int64_t vend = end < d.n / kVec * kVec ? end : d.n / kVec * kVec;  // >= begin
-    for (int64_t i0 = begin + static_cast<int64_t>(threadIdx.x) * kVec; i0 < vend; i0 += int64_t{kThreads} * kVec) {
-      Loaded l;
-      LoadVector(d.t, i0, l);
-      UpdateVector(d.t, i0, l, c, a.h);
-    }
-    scalar_from = vend;
-  }
-  for (int64_t i = scalar_from + threadIdx.x; i < end; i += kThreads) UpdateElement(d.t, i, c, a.h);
+  if (has_vector) UpdateVector(t, i0, l, c, a.h);
+  for (int64_t i = vend + threadIdx.x; i < end; i += kThreads) UpdateElement(t, i, c, a.h);
 }
 
 Status AdamWKernel(const KernelContext& c) {
