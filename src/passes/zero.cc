@@ -245,7 +245,12 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
   Value* sumsq = ir::ops::AllReduce(b, local, "sum", ir::kGradSumSquares);
   b.set_stream(0);
   outs.push_back(sumsq);
-  for (size_t i = 0; i < layout_.units.size(); ++i) {
+  // Stages 1-2 with several ranks: each unit's update is followed at once by its cast and
+  // all-gather, so the all-gathers overlap the later units' updates. With one rank there is nothing
+  // to overlap: every update comes first (fuse_adamw can then make them one launch), then the casts
+  // and unpacks.
+  std::vector<Value*> updated(layout_.units.size(), nullptr);
+  auto update = [&](size_t i) {
     const ZeroUnit& u = layout_.units[i];
     ir::AttrMap attrs = opt_attrs;
     attrs.Set("weight_decay", u.weight_decay);
@@ -253,11 +258,20 @@ StatusOr<bool> ZeroPass::Run(ir::Graph& g) {
       std::vector<Value*> in = {uv[i].shard, uv[i].grad, uv[i].m, uv[i].v, scalars, sumsq};
       if (uv[i].master) in.push_back(uv[i].master);
       b.Emit("adamw", in, attrs, ZeroStateName(u, "update"));
-      continue;
+      return;
     }
-    Value* updated = b.Emit("adamw", {uv[i].master, uv[i].grad, uv[i].m, uv[i].v, scalars, sumsq}, attrs,
-                            ZeroStateName(u, "update"))[0];
-    Value* pshard = u.dtype == DType::kF32 ? updated : ir::ops::Cast(b, updated, u.dtype, ZeroStateName(u, "param_shard"));
+    updated[i] = b.Emit("adamw", {uv[i].master, uv[i].grad, uv[i].m, uv[i].v, scalars, sumsq}, attrs,
+                        ZeroStateName(u, "update"))[0];
+  };
+  if (single_rank || o_.stage == 3) {
+    for (size_t i = 0; i < layout_.units.size(); ++i) update(i);
+  }
+  for (size_t i = 0; i < layout_.units.size(); ++i) {
+    const ZeroUnit& u = layout_.units[i];
+    if (o_.stage == 3) continue;
+    if (!single_rank) update(i);
+    Value* pshard =
+        u.dtype == DType::kF32 ? updated[i] : ir::ops::Cast(b, updated[i], u.dtype, ZeroStateName(u, "param_shard"));
     set_category(pshard, MemCategory::kCommBuffers);
     Value* full = pshard;  // one rank: its shard is the whole unit
     if (!single_rank) {
