@@ -16,44 +16,14 @@
 #include "passes/fuse_add_norm.h"
 #include "passes/pass_text.h"
 #include "passes/zero.h"
+#include "passes/step_graph.h"
 #include "runtime/engine.h"
 
 namespace zt::passes {
 namespace {
 
-constexpr int64_t kLayers = 3;
-
-// The step graph (forward, backward, optimizer) of a tiny GPT-2 or Llama with kLayers blocks.
-std::unique_ptr<ir::Graph> StepGraph(const std::string& model, DType dtype) {
-  auto g = std::make_unique<ir::Graph>(model);
-  ir::Builder b(g.get());
-  models::BuildOptions bo{.batch = 2, .seq = 8, .dtype = dtype};
-  StatusOr<models::BuiltModel> m = InvalidArgument("unknown model");
-  if (model == "gpt2") {
-    models::Gpt2Config c;
-    c.vocab_size = 37;
-    c.n_positions = 8;
-    c.n_embd = 16;
-    c.n_layer = kLayers;
-    c.n_head = 2;
-    m = models::BuildGpt2(b, c, bo);
-  } else {
-    models::LlamaConfig c;
-    c.vocab_size = 37;
-    c.hidden_size = 16;
-    c.intermediate_size = 24;
-    c.num_hidden_layers = kLayers;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.max_position_embeddings = 8;
-    m = models::BuildLlama(b, c, bo);
-  }
-  ZT_CHECK(m.ok()) << m.status().ToString();
-  EngineOptions o;
-  o.precision = dtype == DType::kF32 ? config::Precision::kF32 : config::Precision::kBF16;
-  ZT_CHECK_OK(Engine::BuildStepGraph(*g, {m->tokens, m->targets, m->loss}, o));
-  return g;
-}
+constexpr int64_t kLayers = testing::kStepGraphLayers;
+using testing::StepGraph;
 
 struct Counts {
   int norm = 0, fused = 0, bwd = 0, bwd_res = 0, add = 0;
@@ -110,11 +80,7 @@ void CheckModel(const std::string& model, int stage, int64_t world, DType dtype)
   const char* fused = gpt2 ? "add_layernorm" : "add_rmsnorm";
   const char* bwd = gpt2 ? "layernorm_bwd" : "rmsnorm_bwd";
   const size_t bwd_inputs = gpt2 ? 5 : 4;
-  auto g = StepGraph(model, dtype);
-  if (stage > 0) {
-    ZeroPass zp({.stage = stage, .world_size = world});
-    ASSERT_TRUE(zp.Run(*g).ok());
-  }
+  auto g = StepGraph(model, dtype, stage, world);
   ASSERT_TRUE(ir::Verify(*g).ok());
   const Counts before = Count(*g, norm, fused, bwd, bwd_inputs);
   const size_t nodes_before = g->nodes().size();

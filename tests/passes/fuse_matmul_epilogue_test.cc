@@ -16,49 +16,15 @@
 #include "models/gpt2.h"
 #include "models/llama.h"
 #include "passes/fuse_matmul_epilogue.h"
+#include "passes/step_graph.h"
 #include "runtime/engine.h"
 #include "support/graph_runner.h"
 
 namespace zt::passes {
 namespace {
 
-constexpr int64_t kLayers = 3;
-
-// The step graph (forward, backward, optimizer) of a tiny GPT-2 or Llama, sharded as the engine
-// shards it for `world` ranks at ZeRO `stage`.
-std::unique_ptr<ir::Graph> StepGraph(const std::string& model, int stage, int64_t world, DType dtype) {
-  auto g = std::make_unique<ir::Graph>(model);
-  ir::Builder b(g.get());
-  models::BuildOptions bo{.batch = 2, .seq = 8, .dtype = dtype};
-  StatusOr<models::BuiltModel> m = InvalidArgument("no model");
-  if (model == "gpt2") {
-    models::Gpt2Config c;
-    c.vocab_size = 37;
-    c.n_positions = 8;
-    c.n_embd = 16;
-    c.n_layer = kLayers;
-    c.n_head = 2;
-    m = models::BuildGpt2(b, c, bo);
-  } else {
-    models::LlamaConfig c;
-    c.vocab_size = 37;
-    c.hidden_size = 16;
-    c.intermediate_size = 24;
-    c.num_hidden_layers = kLayers;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.max_position_embeddings = 8;
-    m = models::BuildLlama(b, c, bo);
-  }
-  ZT_CHECK(m.ok()) << m.status().ToString();
-  EngineOptions o;
-  o.precision = dtype == DType::kBF16 ? config::Precision::kBF16 : config::Precision::kF32;
-  o.zero_stage = stage;
-  ZT_CHECK_OK(Engine::BuildStepGraph(*g, {m->tokens, m->targets, m->loss}, o));
-  for (auto& p : Engine::ShardingPasses(o, world)) ZT_CHECK(p->Run(*g).ok());
-  ZT_CHECK_OK(ir::Verify(*g));
-  return g;
-}
+constexpr int64_t kLayers = testing::kStepGraphLayers;
+using testing::StepGraph;
 
 std::map<std::string, int> OpCounts(const ir::Graph& g) {
   std::map<std::string, int> n;
@@ -80,7 +46,7 @@ TEST(FuseMatmulEpilogue, Gpt2StepFusesEveryLayer) {
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     for (auto [stage, world] : std::vector<std::pair<int, int64_t>>{{0, 1}, {3, 1}, {3, 2}}) {
       SCOPED_TRACE(std::string(DTypeName(dtype)) + " ZeRO " + std::to_string(stage) + " on " + std::to_string(world));
-      auto g = StepGraph("gpt2", stage, world, dtype);
+      auto g = StepGraph("gpt2", dtype, stage, world);
       auto before = OpCounts(*g);
       auto interface = Interface(*g);
       EXPECT_EQ(before["gelu"], kLayers);
@@ -127,7 +93,7 @@ TEST(FuseMatmulEpilogue, Gpt2StepFusesEveryLayer) {
 
 TEST(FuseMatmulEpilogue, LlamaIsUnchanged) {
   for (int stage : {0, 3}) {
-    auto g = StepGraph("llama", stage, 1, DType::kBF16);
+    auto g = StepGraph("llama", DType::kBF16, stage);
     std::string before = ir::PrintGraph(*g);
     FuseMatmulEpilogue pass;
     auto changed = pass.Run(*g);
@@ -162,11 +128,11 @@ void ExpectFusion(const std::string& before, const std::string& after) {
   Status v = ir::Verify(*g);
   EXPECT_TRUE(v.ok()) << v.ToString();
   if (after.empty()) return;
-  testing::GraphRunner plain(Parse(before)), fused(std::move(g));
+  zt::testing::GraphRunner plain(Parse(before)), fused(std::move(g));
   uint64_t seed = 1;
   for (const auto& val : plain.graph().values()) {
     if (val->kind != ir::ValueKind::kInput) continue;
-    auto data = testing::RandomUniform(val->shape.numel(), seed++, -2.0f, 2.0f);
+    auto data = zt::testing::RandomUniform(val->shape.numel(), seed++, -2.0f, 2.0f);
     plain.Set(val->name, data);
     fused.Set(val->name, data);
   }

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/parallel.h"
 #include "ir/ops/adamw.h"
+#include "kernels/adamw_multi_layout.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/kernel.h"
 
@@ -74,12 +75,8 @@ Status AdamWKernel(const KernelContext& c) {
 
 // k adamw updates, one tensor after the other (ir::AdamWMultiLayout).
 Status AdamWMultiKernel(const KernelContext& c) {
-  const int64_t k = c.attrs.GetInt("tensors");
-  const auto l = ir::AdamWMultiLayout::Of(k, c.inputs.size());
-  ZT_CHECK_EQ(static_cast<int64_t>(c.inputs.size()), l.inputs());
-  ZT_CHECK_EQ(static_cast<int64_t>(c.outputs.size()), l.outputs());
-  for (size_t o = 0; o < c.outputs.size(); ++o)
-    ZT_CHECK(c.outputs[o].data == c.inputs[o + ir::kAdamWMultiShift].data) << "adamw_multi must run in place";
+  const auto l = AdamWMultiLayoutOf(c);
+  const int64_t k = l.k;
   const float* scalars = c.inputs[l.kScalarsInput].as<float>();
   const float grad_sumsq = c.inputs[l.kGradSumsqInput].as<float>()[0];
   const AdamWHyper h = HyperOf(c.attrs);

@@ -21,6 +21,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "ir/ops/adamw.h"
+#include "kernels/adamw_multi_layout.h"
 #include "kernels/cuda/registry.h"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/kernel.h"
@@ -289,13 +290,8 @@ Status AdamWKernel(const KernelContext& c) {
 }
 
 Status AdamWMultiKernel(const KernelContext& c) {
-  const int64_t k = c.attrs.GetInt("tensors");
-  const auto l = ir::AdamWMultiLayout::Of(k, c.inputs.size());
-  ZT_CHECK_EQ(static_cast<int64_t>(c.inputs.size()), l.inputs());
-  ZT_CHECK_EQ(static_cast<int64_t>(c.outputs.size()), l.outputs());
-  // Outputs alias inputs (in place): write through the outputs, read through the inputs.
-  for (size_t o = 0; o < c.outputs.size(); ++o)
-    ZT_CHECK(c.outputs[o].data == c.inputs[o + ir::kAdamWMultiShift].data) << "adamw_multi must run in place";
+  const auto l = AdamWMultiLayoutOf(c);
+  const int64_t k = l.k;
   ZT_CHECK(c.inputs[l.kScalarsInput].dtype == DType::kF32 && c.inputs[l.kGradSumsqInput].dtype == DType::kF32);
   auto out = [&](int64_t input) -> const Tensor& { return c.outputs[input - ir::kAdamWMultiShift]; };
   const DType pdt = out(l.param(0)).dtype, gdt = c.inputs[l.grad(0)].dtype;
