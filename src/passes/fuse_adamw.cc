@@ -11,6 +11,7 @@
 
 #include "ir/op_registry.h"
 #include "ir/ops/adamw.h"
+#include "passes/fusion_util.h"
 
 namespace zt::passes {
 namespace {
@@ -141,37 +142,10 @@ void Fuse(ir::Graph& g, const std::vector<Node*>& members) {
   for (const Value* v : inputs) in_types.push_back({v->dtype, v->shape});
   auto types = op->infer(in_types, attrs);
   ZT_CHECK(types.ok()) << "fuse_adamw grouped adamw nodes that adamw_multi rejects: " << types.status().ToString();
-  std::vector<ir::Graph::OutputSpec> specs;
-  for (size_t o = 0; o < old_outputs.size(); ++o) {
+  for (size_t o = 0; o < old_outputs.size(); ++o)
     ZT_CHECK((*types)[o].dtype == old_outputs[o]->dtype && (*types)[o].shape == old_outputs[o]->shape);
-    specs.push_back({old_outputs[o]->name, old_outputs[o]->dtype, old_outputs[o]->shape});
-  }
 
-  // Ordering edges: the members' own (all to earlier nodes), and those of later nodes to them.
-  std::set<const Node*> member_set(members.begin(), members.end());
-  std::vector<Node*> deps;
-  for (Node* m : members)
-    for (Node* d : m->deps)
-      if (std::find(deps.begin(), deps.end(), d) == deps.end()) deps.push_back(d);
-  std::vector<Node*> dependents;
-  for (const auto& n : g.nodes())
-    for (Node* d : n->deps)
-      if (member_set.count(d) && !member_set.count(n.get())) {
-        dependents.push_back(n.get());
-        break;
-      }
-
-  const int last = g.NodeIndex(members.back());
-  Node* before = last + 1 < static_cast<int>(g.nodes().size()) ? g.nodes()[last + 1].get() : nullptr;
-  const ir::Phase phase = first.phase;
-  const int stream = first.stream;
-  for (Node* m : members) g.RemoveNode(m);  // frees the output names for the fused node
-  Node* fused = g.AddNode(op, std::move(inputs), std::move(attrs), specs, before);
-  fused->phase = phase;
-  fused->stream = stream;
-  fused->deps = std::move(deps);
-  for (size_t o = 0; o < old_outputs.size(); ++o) g.ReplaceAllUses(old_outputs[o], fused->outputs[o]);
-  for (Node* n : dependents) n->deps.push_back(fused);
+  ReplaceByFusedNode(g, members, op, std::move(inputs), std::move(attrs), old_outputs, members.back());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "passes/fusion_util.h"
 
 namespace zt::passes {
 namespace {
@@ -91,14 +92,6 @@ void MergeDeps(Graph& g, Node* kept, Node* removed) {
     if (m.get() == kept || m.get() == removed) continue;
     if (std::erase(m->deps, removed) > 0) add_dep(m.get(), kept);
   }
-}
-
-// Outputs, the loss and gradient entries are read after the step.
-bool IsStepResult(const Graph& g, const Value* v) {
-  if (g.loss() == v || std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end()) return true;
-  for (const auto& [p, gr] : g.grads())
-    if (gr == v) return true;
-  return false;
 }
 
 bool DefinedBefore(const Graph& g, const Value* v, int pos) {

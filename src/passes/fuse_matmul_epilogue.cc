@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <map>
 #include <optional>
-#include <set>
 
 #include "ir/op_registry.h"
+#include "passes/fusion_util.h"
 
 namespace zt::passes {
 namespace {
@@ -24,11 +24,8 @@ using ir::Value;
 // Positions and users in the current schedule.
 class Schedule {
  public:
-  explicit Schedule(const ir::Graph& g) : uses_(g.Uses()) {
+  explicit Schedule(const ir::Graph& g) : g_(g), uses_(g.Uses()) {
     for (size_t i = 0; i < g.nodes().size(); ++i) index_[g.nodes()[i].get()] = static_cast<int>(i);
-    for (const Value* v : g.outputs()) external_.insert(v);
-    if (g.loss()) external_.insert(g.loss());
-    for (const auto& [p, gr] : g.grads()) external_.insert(gr);
   }
   int Index(const Node* n) const { return index_.at(n); }
   // Index of v's defining node; -1 for inputs, parameters and states.
@@ -39,12 +36,12 @@ class Schedule {
     return it == uses_.end() ? kNone : it->second;
   }
   // Read after the step (graph output, loss or gradient entry).
-  bool External(const Value* v) const { return external_.count(v) > 0; }
+  bool External(const Value* v) const { return IsStepResult(g_, v); }
 
  private:
+  const ir::Graph& g_;
   std::map<const Node*, int> index_;
   std::map<const Value*, std::vector<Node*>> uses_;
-  std::set<const Value*> external_;
 };
 
 // A group of nodes to replace by one node of `op`.
@@ -112,51 +109,7 @@ bool Apply(ir::Graph& g, const Schedule& s, Fusion f) {
   Node* at = Place(g, s, f);
   if (at == nullptr) return false;
 
-  std::vector<Node*> deps;
-  for (const Node* n : f.group)
-    for (Node* d : n->deps)
-      if (!In(f.group, d) && std::find(deps.begin(), deps.end(), d) == deps.end()) deps.push_back(d);
-  // Adds the fused node before `before` with the given output names and moves every use of
-  // `from[i]` (values and ordering edges onto `from_nodes`) to its outputs.
-  auto add = [&](const std::vector<std::string>& names, Node* before, const std::vector<Value*>& from,
-                 const std::vector<Node*>& from_nodes) {
-    std::vector<ir::Graph::OutputSpec> outs;
-    for (size_t i = 0; i < from.size(); ++i) outs.push_back({names[i], from[i]->dtype, from[i]->shape});
-    Node* fused = g.AddNode(op, f.inputs, f.attrs, outs, before);
-    fused->phase = first->phase;
-    fused->stream = first->stream;
-    fused->deps = deps;
-    for (size_t i = 0; i < from.size(); ++i) {
-      fused->outputs[i]->category = from[i]->category;
-      g.ReplaceAllUses(from[i], fused->outputs[i]);
-    }
-    for (const auto& n : g.nodes()) {
-      auto& d = n->deps;
-      bool had = false;
-      for (Node*& x : d) {
-        if (In(from_nodes, x)) {
-          x = fused;
-          had = true;
-        }
-      }
-      if (had) {  // one edge onto the fused node
-        d.erase(std::remove(d.begin(), d.end(), fused), d.end());
-        d.push_back(fused);
-      }
-    }
-    return fused;
-  };
-  // The replaced values still hold their names: the fused node first gets provisional names, then
-  // (once the group is gone) a copy of it gets the replaced values' names.
-  std::vector<std::string> names, provisional;
-  for (const Value* r : f.replaced) {
-    names.push_back(r->name);
-    provisional.push_back(g.UniqueName(r->name + ".fusing"));
-  }
-  Node* tmp = add(provisional, at, f.replaced, f.group);
-  for (Node* n : f.group) g.RemoveNode(n);
-  add(names, tmp, tmp->outputs, {tmp});
-  g.RemoveNode(tmp);
+  ReplaceByFusedNode(g, f.group, op, f.inputs, f.attrs, f.replaced, at);
   return true;
 }
 
